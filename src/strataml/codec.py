@@ -1,0 +1,75 @@
+"""Binary-safe encoding of online feature rows and entity keys (msgpack).
+
+Values round-trip with their types: None, bool, int, float (NaN too), str, bytes, lists, and
+datetimes (returned timezone-aware, UTC). Shared by every online adapter, so a row written
+through one backend decodes identically through another.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import msgpack
+
+from strataml.errors import InvalidInput
+
+__all__ = ["decode_row", "encode_key", "encode_row", "encode_value", "decode_value"]
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, dt.datetime):
+        if obj.tzinfo is None:
+            obj = obj.replace(tzinfo=dt.UTC)
+        return msgpack.Timestamp.from_datetime(obj)
+    if isinstance(obj, dt.date):
+        return msgpack.Timestamp.from_datetime(
+            dt.datetime(obj.year, obj.month, obj.day, tzinfo=dt.UTC)
+        )
+    item = getattr(obj, "item", None)
+    if callable(item) and type(obj).__module__ == "numpy":
+        return item()
+    tolist = getattr(obj, "tolist", None)
+    if callable(tolist) and type(obj).__module__ == "numpy":
+        return tolist()
+    if isinstance(obj, tuple | set | frozenset):
+        return list(obj)
+    raise TypeError(f"cannot encode {type(obj).__name__}")
+
+
+_packer = msgpack.Packer(default=_default, datetime=True, use_bin_type=True)
+
+
+def encode_value(value: Any) -> bytes:
+    try:
+        return _packer.pack(value)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InvalidInput(f"cannot encode feature value {value!r}: {exc}") from exc
+
+
+def encode_row(row: Mapping[str, Any]) -> bytes:
+    try:
+        return _packer.pack(row)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InvalidInput(f"cannot encode feature row: {exc}") from exc
+
+
+def decode_value(blob: bytes) -> Any:
+    return msgpack.unpackb(blob, raw=False, timestamp=3, strict_map_key=False)
+
+
+def decode_row(blob: bytes) -> dict[str, Any]:
+    out: dict[str, Any] = msgpack.unpackb(blob, raw=False, timestamp=3)
+    return out
+
+
+def encode_key(values: Sequence[Any]) -> bytes:
+    """Canonical bytes of an entity key's values (in the view's entity-column order).
+
+    ``str`` and ``int`` keys only; ``42`` and ``"42"`` encode differently.
+    """
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, str | int):
+            raise InvalidInput(f"entity key values must be str or int, got {v!r}")
+    return _packer.pack(list(values))
