@@ -189,7 +189,7 @@ def redact(value: Any) -> Any:
     if isinstance(value, SecretStr):
         return "**********"
     if isinstance(value, str):
-        return re.sub(r"(://[^:/@]+:)[^@]+@", r"\1****@", value)
+        return re.sub(r"(://[^:/@]*:)[^@/]+@", r"\1****@", value)
     if isinstance(value, dict):
         return {
             k: "**********" if re.search(r"pass|secret|token|key$", k, re.I) else redact(v)

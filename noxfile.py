@@ -1,0 +1,79 @@
+"""Developer and CI sessions.
+
+``nox`` (no arguments) runs the ``ci`` session: lint, type-check and the whole test suite in one
+environment. The other sessions run one part each, or the benchmarks and the demo.
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["ci"]
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_missing_interpreters = False
+
+PYTHON = "3.11"
+LINT_PATHS = ["src", "tests", "bench", "noxfile.py"]
+
+
+def _install(session: nox.Session, *extras: str) -> None:
+    spec = f".[{','.join(extras)}]" if extras else "."
+    session.install("-e", spec)
+
+
+def _lint(session: nox.Session) -> None:
+    session.run("ruff", "check", *LINT_PATHS)
+    session.run("ruff", "format", "--check", *LINT_PATHS)
+
+
+def _typecheck(session: nox.Session) -> None:
+    session.run("mypy", "src/strataml")
+
+
+def _tests(session: nox.Session) -> None:
+    session.run("pytest", *(session.posargs or ["tests"]))
+
+
+@nox.session(python=PYTHON)
+def ci(session: nox.Session) -> None:
+    """Everything CI checks: ruff, mypy --strict on src, then the tests (contract suite incl.)."""
+    _install(session, "test", "lint")
+    _lint(session)
+    _typecheck(session)
+    _tests(session)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff check + ruff format --check."""
+    session.install("ruff>=0.6")
+    _lint(session)
+
+
+@nox.session(python=PYTHON)
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict on src/."""
+    _install(session, "lint")
+    _typecheck(session)
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """The test suite (pass pytest arguments after --)."""
+    _install(session, "test")
+    _tests(session)
+
+
+@nox.session(python=PYTHON)
+def demo(session: nox.Session) -> None:
+    """strataml demo on the local profile."""
+    _install(session)
+    session.run("strataml", "demo", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Run every benchmark in bench/ (pass --quick after -- for a short run)."""
+    _install(session, "test")
+    for script in sorted(__import__("pathlib").Path("bench").glob("bench_*.py")):
+        session.run("python", str(script), *session.posargs)
