@@ -29,9 +29,13 @@ def as_table(data: Any, where: str = "data") -> pa.Table:
             return pa.table(data)
         if isinstance(data, Mapping):
             return pa.table(dict(data))
+        if isinstance(data, list | tuple) and data and all(
+            isinstance(b, pa.RecordBatch) for b in data
+        ):
+            return pa.Table.from_batches(list(data))
         if isinstance(data, list):
             return pa.Table.from_pylist(data)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as exc:
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, AttributeError) as exc:
         raise InvalidInput(f"{where}: cannot convert to Arrow: {exc}") from exc
     raise InvalidInput(
         f"{where}: expected an Arrow table/batch/reader, a pandas or polars DataFrame, a list of "
@@ -45,6 +49,8 @@ def as_reader(data: Any, where: str = "data") -> pa.RecordBatchReader:
         return data
     if isinstance(data, pa.Table):
         return data.to_reader()
+    if isinstance(data, list | tuple) and data and all(isinstance(b, pa.RecordBatch) for b in data):
+        data = iter(data)
     if isinstance(data, Iterator) or (
         isinstance(data, Iterable) and not isinstance(data, list | Mapping | str | bytes)
         and not hasattr(data, "__arrow_c_stream__") and type(data).__module__.split(".")[0] != "pandas"

@@ -136,7 +136,7 @@ def contract(profile: str, pytest_args: tuple[str, ...]) -> None:
         import pytest
     except ImportError:
         console.print("[red]the contract suite needs pytest and hypothesis:[/] "
-                      "pip install 'strataml[test]'")
+                      "pip install 'strataml[testing]'")
         sys.exit(2)
     from strataml.testing import stack_suite
 

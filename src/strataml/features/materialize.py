@@ -39,7 +39,7 @@ def _latest(table: pa.Table, entities: list[str], ts: str) -> pa.Table:
         return con.execute(
             f'SELECT * EXCLUDE (_rn) FROM (SELECT *, row_number() OVER '
             f'(PARTITION BY {keys} ORDER BY "{ts}" DESC, _ord DESC) AS _rn FROM t) WHERE _rn = 1'
-        ).fetch_arrow_table().drop_columns(["_ord"])
+        ).to_arrow_table().drop_columns(["_ord"])
     finally:
         con.close()
 
@@ -57,7 +57,9 @@ def materialize(
     """Write the latest row of every entity of ``view`` (event time in ``[start, end)``) to the
     online store, with the view's TTL counted from each row's event time."""
     t0 = time.perf_counter()
-    fv = view if isinstance(view, FeatureView) else features.get_view(view)
+    # the registered definition (with its resolved feature list)
+    fv = features.get_view(view.name if isinstance(view, FeatureView) else view,
+                           view.version if isinstance(view, FeatureView) else None)
     entities = list(fv.entities)
     columns = [*entities, fv.timestamp, *(fv.features or ())]
     latest: pa.Table | None = None
