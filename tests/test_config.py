@@ -61,7 +61,7 @@ def test_env_interpolation_in_profile_files(monkeypatch: pytest.MonkeyPatch, tmp
 
 
 def test_unknown_profile_names_the_builtins():
-    with pytest.raises(ConfigError, match="unknown profile 'nope'.*local"):
+    with pytest.raises(ConfigError, match=r"unknown profile 'nope'.*local"):
         strataml.open("nope")
 
 
@@ -96,22 +96,21 @@ def test_uninstalled_backend_names_the_package(tmp_path: Path):
 def test_unknown_backend_type(tmp_path: Path):
     path = tmp_path / "p.toml"
     path.write_text("[online]\ntype = 'frobnicator'\n")
-    with pytest.raises(ConfigError, match="unknown backend type 'frobnicator'.*lmdb"):
+    with pytest.raises(ConfigError, match=r"unknown backend type 'frobnicator'.*lmdb"):
         strataml.open(str(path))
 
 
 def test_backend_that_cannot_serve_a_role(tmp_path: Path):
     path = tmp_path / "p.toml"
     path.write_text(f"[online]\ntype = 'sqlite'\npath = '{tmp_path}/x'\n")
-    with pytest.raises(ConfigError, match="cannot serve \\[online\\].*ingest"):
+    with pytest.raises(ConfigError, match=r"cannot serve \[online\].*ingest"):
         strataml.open(str(path))
 
 
 def test_invalid_adapter_settings_never_echo_values(tmp_path: Path):
     path = tmp_path / "p.toml"
     path.write_text(
-        f"[online]\ntype = 'lmdb'\npath = '{tmp_path}/x'\nmap_size_mb = -1\n"
-        "password = 'hunter2'\n"
+        f"[online]\ntype = 'lmdb'\npath = '{tmp_path}/x'\nmap_size_mb = -1\npassword = 'hunter2'\n"
     )
     with pytest.raises(ConfigError) as info:
         strataml.open(str(path))
@@ -146,8 +145,11 @@ def test_registry_lists_local_backends():
 def test_stack_is_lazy_and_closable(tmp_path: Path):
     stack = strataml.open("local", data_dir=tmp_path)
     assert stack.backends() == {
-        "ingest": "sqlite", "features": "duckdb", "online": "lmdb",
-        "vectors": "lancedb", "training": "duckdb",
+        "ingest": "sqlite",
+        "features": "duckdb",
+        "online": "lmdb",
+        "vectors": "lancedb",
+        "training": "duckdb",
     }
     assert not any(tmp_path.iterdir())  # nothing connected yet
     assert stack.capabilities("online").ttl
@@ -170,5 +172,7 @@ def test_redact_masks_secrets():
 
     assert redact("postgresql://u:pw@h:5432/db") == "postgresql://u:****@h:5432/db"
     assert redact({"password": "x", "url": "redis://:s3cr3t@h/0"}) == {
-        "password": "**********", "url": "redis://:****@h/0"}
+        "password": "**********",
+        "url": "redis://:****@h/0",
+    }
     assert redact(SecretStr("x")) == "**********"

@@ -52,7 +52,9 @@ def test_implicit_eq_and_implicit_and():
 
 
 def test_logical_operators_and_field_level_not():
-    expr = parse_filter({"$or": [{"a": 1}, {"$not": {"b": {"$in": [1, 2]}}}], "c": {"$not": {"$gt": 3}}})
+    expr = parse_filter(
+        {"$or": [{"a": 1}, {"$not": {"b": {"$in": [1, 2]}}}], "c": {"$not": {"$gt": 3}}}
+    )
     assert isinstance(expr, And)
     assert isinstance(expr.items[0], Or)
     assert expr.items[1] == Not(Compare("c", Op.GT, 3))
@@ -128,13 +130,24 @@ def test_nested_fields_unsupported_unless_declared():
 
 
 def test_type_checks_against_schema():
-    schema = {"year": FieldType.INT, "lang": FieldType.STRING, "ok": FieldType.BOOL,
-              "at": FieldType.TIMESTAMP, "tags": FieldType.LIST}
+    schema = {
+        "year": FieldType.INT,
+        "lang": FieldType.STRING,
+        "ok": FieldType.BOOL,
+        "at": FieldType.TIMESTAMP,
+        "tags": FieldType.LIST,
+    }
     check_types(parse_filter({"year": {"$gt": 2020.5}, "lang": {"$in": ["en", None]}}), schema)
     check_types(parse_filter({"at": {"$gte": dt.datetime(2024, 1, 1)}, "ok": True}), schema)
     check_types(parse_filter({"unknown": 1}), schema)  # absent field: matches nothing, no error
-    for bad in ({"year": {"$gt": "2020"}}, {"lang": 3}, {"ok": 1}, {"year": True},
-                {"lang": {"$nin": [1, 2]}}, {"tags": "a"}):
+    for bad in (
+        {"year": {"$gt": "2020"}},
+        {"lang": 3},
+        {"ok": 1},
+        {"year": True},
+        {"lang": {"$nin": [1, 2]}},
+        {"tags": "a"},
+    ):
         with pytest.raises(FilterError):
             check_types(parse_filter(bad), schema)
     with pytest.raises(FilterError, match="unknown field"):
@@ -210,7 +223,9 @@ def _value_for(field: str) -> st.SearchStrategy[Any]:
 @st.composite
 def compare_expr(draw: st.DrawFn) -> dict[str, Any]:
     field = draw(st.sampled_from(FIELDS))
-    op = draw(st.sampled_from(["$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists"]))
+    op = draw(
+        st.sampled_from(["$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists"])
+    )
     values = _value_for(field)
     if op == "$exists":
         return {field: {op: draw(st.booleans())}}
@@ -234,8 +249,11 @@ filter_docs = st.recursive(
 rows_strategy = st.lists(
     st.fixed_dictionaries(
         {},
-        optional={"a": st.one_of(ints, st.none()), "b": st.one_of(ints, st.none()),
-                  "s": st.one_of(strs, st.none())},
+        optional={
+            "a": st.one_of(ints, st.none()),
+            "b": st.one_of(ints, st.none()),
+            "s": st.one_of(strs, st.none()),
+        },
     ),
     min_size=1,
     max_size=12,
@@ -249,9 +267,13 @@ def duck() -> Any:
     con.close()
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(spec=filter_docs, rows=rows_strategy)
-def test_sql_compiler_agrees_with_reference(duck: Any, spec: dict[str, Any], rows: list[dict[str, Any]]):
+def test_sql_compiler_agrees_with_reference(
+    duck: Any, spec: dict[str, Any], rows: list[dict[str, Any]]
+):
     expr = parse_filter(spec)
     sql, params = SQLFilterCompiler().compile(expr)
     duck.execute("CREATE OR REPLACE TEMP TABLE r (i INTEGER, a BIGINT, b BIGINT, s VARCHAR)")

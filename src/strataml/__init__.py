@@ -25,7 +25,7 @@ from strataml.errors import (
 from strataml.models import FeatureView, Hit, VectorRecord
 from strataml.stack import Stack, open_stack
 
-open = open_stack  # noqa: A001 - `strataml.open(profile)` is the public entry point
+open = open_stack
 
 __version__ = "0.1.0"
 

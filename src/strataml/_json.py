@@ -41,7 +41,9 @@ def _find_non_finite(obj: Any, path: str) -> str | None:
 def dumps_record(record: Any, where: str = "record") -> bytes:
     """Serialise one record; :class:`InvalidInput` if it is not a JSON object of JSON values."""
     if not isinstance(record, Mapping):
-        raise InvalidInput(f"{where}: expected a mapping (JSON object), got {type(record).__name__}")
+        raise InvalidInput(
+            f"{where}: expected a mapping (JSON object), got {type(record).__name__}"
+        )
     try:
         out = orjson.dumps(record, default=_default, option=_OPTS)
     except (TypeError, orjson.JSONEncodeError) as exc:

@@ -29,8 +29,10 @@ def as_table(data: Any, where: str = "data") -> pa.Table:
             return pa.table(data)
         if isinstance(data, Mapping):
             return pa.table(dict(data))
-        if isinstance(data, list | tuple) and data and all(
-            isinstance(b, pa.RecordBatch) for b in data
+        if (
+            isinstance(data, list | tuple)
+            and data
+            and all(isinstance(b, pa.RecordBatch) for b in data)
         ):
             return pa.Table.from_batches(list(data))
         if isinstance(data, list):
@@ -52,8 +54,10 @@ def as_reader(data: Any, where: str = "data") -> pa.RecordBatchReader:
     if isinstance(data, list | tuple) and data and all(isinstance(b, pa.RecordBatch) for b in data):
         data = iter(data)
     if isinstance(data, Iterator) or (
-        isinstance(data, Iterable) and not isinstance(data, list | Mapping | str | bytes)
-        and not hasattr(data, "__arrow_c_stream__") and type(data).__module__.split(".")[0] != "pandas"
+        isinstance(data, Iterable)
+        and not isinstance(data, list | Mapping | str | bytes)
+        and not hasattr(data, "__arrow_c_stream__")
+        and type(data).__module__.split(".")[0] != "pandas"
     ):
         it = iter(data)
         try:

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from strataml.errors import CapabilityError
 from strataml.filters import ALL_OPS, Op
 
-__all__ = ["Capabilities", "check_requirements", "FEATURE_NAMES"]
+__all__ = ["FEATURE_NAMES", "Capabilities", "check_requirements"]
 
 
 class Capabilities(BaseModel):
@@ -57,7 +57,9 @@ FEATURE_NAMES = frozenset(
 )
 
 
-def check_requirements(role: str, backend: str, caps: Capabilities, required: Iterable[str]) -> None:
+def check_requirements(
+    role: str, backend: str, caps: Capabilities, required: Iterable[str]
+) -> None:
     """Raise :class:`CapabilityError` naming every required capability ``caps`` lacks."""
     missing = [r for r in required if not caps.supports(r)]
     if missing:

@@ -27,10 +27,19 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--profile", "-p", default="local", show_default=True,
-              help="profile name or path to a .toml profile")
-@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
-              help="where the embedded stores keep data (default: a temporary directory)")
+@click.option(
+    "--profile",
+    "-p",
+    default="local",
+    show_default=True,
+    help="profile name or path to a .toml profile",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="where the embedded stores keep data (default: a temporary directory)",
+)
 @click.option("--quick", is_flag=True, help="smaller data, for a fast smoke run")
 def demo(profile: str, data_dir: Path | None, quick: bool) -> None:
     """Run all five stages end to end (default: the embedded local profile)."""
@@ -94,8 +103,12 @@ def info(profile: str | None, as_json: bool) -> None:
     except StrataError as exc:
         _fail(exc)
         return
-    doc = {"profile": resolved.name, "source": resolved.source,
-           "data_dir": str(resolved.data_dir), "roles": roles}
+    doc = {
+        "profile": resolved.name,
+        "source": resolved.source,
+        "data_dir": str(resolved.data_dir),
+        "roles": roles,
+    }
     if as_json:
         click.echo(json.dumps(doc, indent=2, default=str))
         return
@@ -135,13 +148,22 @@ def contract(profile: str, pytest_args: tuple[str, ...]) -> None:
     try:
         import pytest
     except ImportError:
-        console.print("[red]the contract suite needs pytest and hypothesis:[/] "
-                      "pip install 'strataml[testing]'")
+        console.print(
+            "[red]the contract suite needs pytest and hypothesis:[/] "
+            "pip install 'strataml[testing]'"
+        )
         sys.exit(2)
     from strataml.testing import stack_suite
 
-    args = [stack_suite.__file__, "--strataml-profile", profile, "-p", "no:cacheprovider",
-            "-q", *pytest_args]
+    args = [
+        stack_suite.__file__,
+        "--strataml-profile",
+        profile,
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        *pytest_args,
+    ]
     sys.exit(pytest.main(args))
 
 
@@ -152,8 +174,13 @@ def dev() -> None:
 
 @dev.command("up")
 @click.argument("profile", default="lean")
-@click.option("--data-dir", type=click.Path(path_type=Path), default=Path(".strataml"),
-              show_default=True, help="where server data and state live")
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=Path(".strataml"),
+    show_default=True,
+    help="where server data and state live",
+)
 def dev_up(profile: str, data_dir: Path) -> None:
     """Start PROFILE's servers on 127.0.0.1 (free ports) and print the variables to export."""
     from strataml.dev import ENV_FOR, up
@@ -164,8 +191,10 @@ def dev_up(profile: str, data_dir: Path) -> None:
         _fail(exc)
         return
     for kind, handle in handles.items():
-        console.print(f"[green]{kind}[/] pid {handle.pid} at {handle.url}  (log: {handle.log})",
-                      highlight=False)
+        console.print(
+            f"[green]{kind}[/] pid {handle.pid} at {handle.url}  (log: {handle.log})",
+            highlight=False,
+        )
     console.print("\n# use them in this shell:")
     for kind, handle in handles.items():
         click.echo(f"export {ENV_FOR[kind]}={handle.url}")
@@ -173,8 +202,9 @@ def dev_up(profile: str, data_dir: Path) -> None:
 
 
 @dev.command("down")
-@click.option("--data-dir", type=click.Path(path_type=Path), default=Path(".strataml"),
-              show_default=True)
+@click.option(
+    "--data-dir", type=click.Path(path_type=Path), default=Path(".strataml"), show_default=True
+)
 def dev_down(data_dir: Path) -> None:
     """Stop the servers started by `strataml dev up`."""
     from strataml.dev import down
@@ -184,8 +214,9 @@ def dev_down(data_dir: Path) -> None:
 
 
 @dev.command("status")
-@click.option("--data-dir", type=click.Path(path_type=Path), default=Path(".strataml"),
-              show_default=True)
+@click.option(
+    "--data-dir", type=click.Path(path_type=Path), default=Path(".strataml"), show_default=True
+)
 def dev_status(data_dir: Path) -> None:
     """Show the servers `strataml dev up` started that are still running."""
     from strataml.dev import status

@@ -8,6 +8,7 @@ through one backend decodes identically through another.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -15,7 +16,7 @@ import msgpack
 
 from strataml.errors import InvalidInput
 
-__all__ = ["decode_row", "encode_key", "encode_row", "encode_value", "decode_value"]
+__all__ = ["decode_row", "decode_value", "encode_key", "encode_row", "encode_value"]
 
 
 def _default(obj: Any) -> Any:
@@ -38,19 +39,26 @@ def _default(obj: Any) -> Any:
     raise TypeError(f"cannot encode {type(obj).__name__}")
 
 
-_packer = msgpack.Packer(default=_default, datetime=True, use_bin_type=True)
+class _Local(threading.local):
+    """One packer per thread: a packer's buffer is not safe to share while ``default`` runs."""
+
+    def __init__(self) -> None:
+        self.packer = msgpack.Packer(default=_default, datetime=True, use_bin_type=True)
+
+
+_local = _Local()
 
 
 def encode_value(value: Any) -> bytes:
     try:
-        return _packer.pack(value)
+        return _local.packer.pack(value)  # type: ignore[no-any-return]
     except (TypeError, ValueError, OverflowError) as exc:
         raise InvalidInput(f"cannot encode feature value {value!r}: {exc}") from exc
 
 
 def encode_row(row: Mapping[str, Any]) -> bytes:
     try:
-        return _packer.pack(row)
+        return _local.packer.pack(row)  # type: ignore[no-any-return]
     except (TypeError, ValueError, OverflowError) as exc:
         raise InvalidInput(f"cannot encode feature row: {exc}") from exc
 
@@ -72,4 +80,7 @@ def encode_key(values: Sequence[Any]) -> bytes:
     for v in values:
         if isinstance(v, bool) or not isinstance(v, str | int):
             raise InvalidInput(f"entity key values must be str or int, got {v!r}")
-    return _packer.pack(list(values))
+    try:
+        return _local.packer.pack(list(values))  # type: ignore[no-any-return]
+    except (TypeError, ValueError, OverflowError) as exc:  # ints beyond 64 bits
+        raise InvalidInput(f"entity key {list(values)!r} cannot be encoded: {exc}") from exc

@@ -162,7 +162,9 @@ def make_labels(
     return pa.table(
         {
             "user_id": pa.array(users, pa.int64()),
-            "ts": pa.array([START + dt.timedelta(seconds=float(s)) for s in secs], pa.timestamp("us")),
+            "ts": pa.array(
+                [START + dt.timedelta(seconds=float(s)) for s in secs], pa.timestamp("us")
+            ),
             "label": pa.array(labels, pa.int8()),
         }
     )
@@ -263,7 +265,8 @@ def _run(profile: str, data_dir: Path, quick: bool, console: Console) -> DemoRes
             fig["pit_seconds"] = pit_s
             coverage = 1 - train.column("views_7d").null_count / max(1, train.num_rows)
             console.print(
-                f"   point-in-time join: {train.num_rows:,} label rows x {len(view.features or ())} "
+                f"   point-in-time join: {train.num_rows:,} label rows x "
+                f"{len(view.features or ())} "
                 f"features in {pit_s:.2f} s; {coverage:.0%} rows have features at their time "
                 "(never from the future; older than the 3-day TTL -> null)"
             )
@@ -328,8 +331,10 @@ def _train(stack: Any, snapshot: str, feats: list[str]) -> tuple[float, float]:
     from sklearn.preprocessing import StandardScaler
 
     def xy(batch: pa.RecordBatch) -> tuple[Any, Any]:
-        cols = [np.nan_to_num(batch.column(f).to_numpy(zero_copy_only=False).astype("float64"))
-                for f in feats]
+        cols = [
+            np.nan_to_num(batch.column(f).to_numpy(zero_copy_only=False).astype("float64"))
+            for f in feats
+        ]
         x = np.log1p(np.clip(np.column_stack(cols), 0, None))
         return x, batch.column("label").to_numpy(zero_copy_only=False)
 
@@ -345,7 +350,9 @@ def _train(stack: Any, snapshot: str, feats: list[str]) -> tuple[float, float]:
     model = SGDClassifier(loss="log_loss", alpha=1e-4, random_state=0)
     for _epoch in range(3):
         for i in range(4):
-            for batch in stack.training.scan(name, snapshot=snapshot, shard=(i, 5), batch_size=4096):
+            for batch in stack.training.scan(
+                name, snapshot=snapshot, shard=(i, 5), batch_size=4096
+            ):
                 x, y = xy(batch)
                 model.partial_fit(scaler.transform(x), y, classes=np.array([0, 1]))
     xs, ys = [], []
@@ -361,7 +368,11 @@ def _train(stack: Any, snapshot: str, feats: list[str]) -> tuple[float, float]:
 def _search(stack: Any, console: Console, quick: bool) -> dict[str, Any]:
     from pydoc_data.topics import topics
 
-    chunks = [c for name, text in sorted(topics.items()) for c in chunk_text(name, text, size=1000, overlap=150)]
+    chunks = [
+        c
+        for name, text in sorted(topics.items())
+        for c in chunk_text(name, text, size=1000, overlap=150)
+    ]
     texts = [c.text for c in chunks]
     embedder = LSAEmbedder(dim=128 if quick else 192).fit(texts)
     vectors = stack.vectors
@@ -421,7 +432,9 @@ def _search(stack: Any, console: Console, quick: bool) -> dict[str, Any]:
         table.add_row(*row)
     console.print(table)
     flt = vectors.search(
-        "python_docs", embedder.embed(["loop over items"])[0], k=3,
+        "python_docs",
+        embedder.embed(["loop over items"])[0],
+        k=3,
         filter={"topic": {"$in": ["for", "while"]}, "position": {"$lte": 1}},
     )
     console.print(
@@ -431,11 +444,15 @@ def _search(stack: Any, console: Console, quick: bool) -> dict[str, Any]:
     p50, p99 = _percentiles(latencies)
     n = len(QUERIES)
     console.print(
-        "   hit@3: " + ", ".join(f"{m} {v}/{n}" for m, v in hits_at3.items())
+        "   hit@3: "
+        + ", ".join(f"{m} {v}/{n}" for m, v in hits_at3.items())
         + f"; search p50 {p50:.1f} ms, p99 {p99:.1f} ms"
     )
-    return {"chunks": len(chunks), **{f"hit3_{m}": v for m, v in hits_at3.items()},
-            "search_p50_ms": p50}
+    return {
+        "chunks": len(chunks),
+        **{f"hit3_{m}": v for m, v in hits_at3.items()},
+        "search_p50_ms": p50,
+    }
 
 
 def _summary(console: Console, result: DemoResult) -> None:
@@ -444,9 +461,15 @@ def _summary(console: Console, result: DemoResult) -> None:
     table.add_column("stage")
     table.add_column("result")
     table.add_row("ingestion", f"{f['ingest_records_per_s']:,.0f} records/s, idempotent retries")
-    table.add_row("feature engineering", f"point-in-time join of {f['pit_rows']:,} labels in {f['pit_seconds']:.2f} s")
+    table.add_row(
+        "feature engineering",
+        f"point-in-time join of {f['pit_rows']:,} labels in {f['pit_seconds']:.2f} s",
+    )
     table.add_row("batch training", f"AUC {f['auc']:.3f}, scans {f['scan_rows_per_s']:,.0f} rows/s")
-    table.add_row("feature serving", f"get p50 {f['get_p50_ms'] * 1000:.1f} µs / p99 {f['get_p99_ms'] * 1000:.1f} µs")
+    table.add_row(
+        "feature serving",
+        f"get p50 {f['get_p50_ms'] * 1000:.1f} µs / p99 {f['get_p99_ms'] * 1000:.1f} µs",
+    )
     table.add_row(
         "embedding retrieval",
         f"hit@3 dense {f['hit3_dense']}, keyword {f['hit3_keyword']}, hybrid {f['hit3_hybrid']} "

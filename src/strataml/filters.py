@@ -16,9 +16,11 @@ Logical operators: ``$and $or`` (non-empty lists of filters) and ``$not`` (one f
 Several keys in one mapping are AND-ed. An empty mapping (or ``None``) matches everything.
 
 Field names are identifiers (``[A-Za-z_][A-Za-z0-9_]*``), optionally dotted for nested fields
-(``user.country``); adapters that cannot address nested fields raise :class:`~strataml.errors.Unsupported`.
+(``user.country``); adapters that cannot address nested fields raise
+:class:`~strataml.errors.Unsupported`.
 
-Values are scalars: ``str``, ``int``, ``float`` (finite), ``bool``, ``None``, ``datetime`` or ``date``.
+Values are scalars: ``str``, ``int``, ``float`` (finite), ``bool``, ``None``, ``datetime`` or
+``date``.
 Range operators (``$gt`` ...) take numbers, strings, datetimes or dates (never ``bool``/``None``);
 ``$in``/``$nin`` take a list of scalars of one kind; ``$exists`` takes a bool.
 
@@ -83,7 +85,7 @@ __all__ = [
     "value_kind",
 ]
 
-Scalar: TypeAlias = str | int | float | bool | None | dt.datetime | dt.date
+Scalar: TypeAlias = str | int | float | bool | dt.datetime | dt.date | None
 
 _FIELD_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
@@ -224,7 +226,9 @@ def _parse_field(field: str, value: Any, path: str) -> Expr:
             except ValueError:
                 raise _unknown_operator(op_key, here) from None
             if op not in _COMPARE_OPS:
-                raise FilterError(f"{here}: {op_key} is a logical operator; use it at the top level")
+                raise FilterError(
+                    f"{here}: {op_key} is a logical operator; use it at the top level"
+                )
             parts.append(Compare(field, op, _check_operand(op, operand, here)))
         return parts[0] if len(parts) == 1 else And(tuple(parts))
     return Compare(field, Op.EQ, _check_operand(Op.EQ, value, path))
@@ -328,7 +332,9 @@ _COMPATIBLE: dict[FieldType, frozenset[str]] = {
 }
 
 
-def check_types(expr: Expr | None, schema: Mapping[str, FieldType], *, strict: bool = False) -> None:
+def check_types(
+    expr: Expr | None, schema: Mapping[str, FieldType], *, strict: bool = False
+) -> None:
     """Raise :class:`FilterError` where a field is compared with a value of another kind.
 
     Fields missing from ``schema`` are absent from every record (so ``{f: v}`` matches nothing);

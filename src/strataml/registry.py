@@ -22,7 +22,7 @@ from strataml.capabilities import Capabilities
 from strataml.config import ROLES, AdapterConfig
 from strataml.errors import AdapterNotInstalled, ConfigError
 
-__all__ = ["Adapter", "StackContext", "available", "get_adapter", "INSTALL_HINTS"]
+__all__ = ["INSTALL_HINTS", "Adapter", "StackContext", "available", "get_adapter"]
 
 GROUP = "strataml.adapters"
 
@@ -88,7 +88,9 @@ class StackContext:
         self._shared: dict[Any, Any] = {}
         self._closers: list[Callable[[], None]] = []
 
-    def shared(self, key: Any, factory: Callable[[], Any], close: Callable[[Any], None] | None = None) -> Any:
+    def shared(
+        self, key: Any, factory: Callable[[], Any], close: Callable[[Any], None] | None = None
+    ) -> Any:
         if key not in self._shared:
             value = factory()
             self._shared[key] = value

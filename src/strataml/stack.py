@@ -140,9 +140,7 @@ class Stack:
         """
         from strataml.pipeline import sync_stream
 
-        return sync_stream(
-            self.ingest, self.features, stream, table=table, batch_size=batch_size
-        )
+        return sync_stream(self.ingest, self.features, stream, table=table, batch_size=batch_size)
 
     # ------------------------------------------------------------------------------ closing
     def close(self) -> None:
@@ -184,5 +182,3 @@ def open_stack(
     ``enterprise``), a path to a ``.toml`` profile, or ``None`` for ``$STRATAML_PROFILE``
     (default ``local``)."""
     return Stack(load_profile(profile, data_dir=data_dir, overrides=overrides))
-
-

@@ -69,7 +69,9 @@ def _wait_port(host: str, port: int, timeout: float, what: str, log: Path | None
     tail = ""
     if log is not None and log.exists():
         tail = "\n" + "\n".join(log.read_text(errors="replace").splitlines()[-20:])
-    raise Unavailable(f"{what} did not start listening on {host}:{port} within {timeout:.0f} s{tail}")
+    raise Unavailable(
+        f"{what} did not start listening on {host}:{port} within {timeout:.0f} s{tail}"
+    )
 
 
 # ------------------------------------------------------------------------------------ postgres
@@ -125,14 +127,23 @@ def _open_path_for(user: str, path: Path) -> None:
             parent.chmod(mode | 0o011)
 
 
-def _run(cmd: list[str], user: str | None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def _run(
+    cmd: list[str], user: str | None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     try:
         return subprocess.run(
-            cmd, check=True, capture_output=True, text=True, timeout=timeout, user=user,
+            cmd,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            user=user,
             env={**os.environ, "LC_ALL": "C"},
         )
     except subprocess.CalledProcessError as exc:
-        raise Unavailable(f"{Path(cmd[0]).name} failed: {exc.stderr.strip() or exc.stdout.strip()}") from exc
+        raise Unavailable(
+            f"{Path(cmd[0]).name} failed: {exc.stderr.strip() or exc.stdout.strip()}"
+        ) from exc
     except subprocess.TimeoutExpired as exc:
         raise Unavailable(f"{Path(cmd[0]).name} timed out after {timeout:.0f} s") from exc
 
@@ -162,32 +173,76 @@ def start_postgres(
         os.chown(log, entry.pw_uid, entry.pw_gid)
     if not (pgdata / "PG_VERSION").exists():
         _run(
-            [str(bindir / "initdb"), "-D", str(pgdata), "--auth=trust", "-U", "postgres",
-             "--encoding=UTF8", "--no-instructions"],
+            [
+                str(bindir / "initdb"),
+                "-D",
+                str(pgdata),
+                "--auth=trust",
+                "-U",
+                "postgres",
+                "--encoding=UTF8",
+                "--no-instructions",
+            ],
             user,
         )
     port = port or free_port()
     options = [
-        "-h 127.0.0.1", f"-p {port}", "-c unix_socket_directories=''",
-        "-c max_connections=200", "-c shared_buffers=256MB",
+        "-h 127.0.0.1",
+        f"-p {port}",
+        "-c unix_socket_directories=''",
+        "-c max_connections=200",
+        "-c shared_buffers=256MB",
     ]
     if not durable:
         options += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
     _run(
-        [str(bindir / "pg_ctl"), "-D", str(pgdata), "-l", str(log), "-w", "-t", "60",
-         "-o", " ".join(options), "start"],
+        [
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(pgdata),
+            "-l",
+            str(log),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            " ".join(options),
+            "start",
+        ],
         user,
     )
     _wait_port("127.0.0.1", port, 30, "PostgreSQL", log)
     pid = int((pgdata / "postmaster.pid").read_text().split()[0])
     exists = _run(
-        [str(bindir / "psql"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-At", "-c",
-         f"SELECT 1 FROM pg_database WHERE datname = '{database}'", "postgres"],
+        [
+            str(bindir / "psql"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-U",
+            "postgres",
+            "-At",
+            "-c",
+            f"SELECT 1 FROM pg_database WHERE datname = '{database}'",
+            "postgres",
+        ],
         None,
     ).stdout.strip()
     if exists != "1":
-        _run([str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres",
-              database], None)
+        _run(
+            [
+                str(bindir / "createdb"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-U",
+                "postgres",
+                database,
+            ],
+            None,
+        )
     return ServerHandle(
         kind="postgres",
         url=f"postgresql://postgres@127.0.0.1:{port}/{database}",
@@ -219,9 +274,24 @@ def _spawn_redis(workdir: Path, port: int, extra: list[str]) -> subprocess.Popen
     workdir.mkdir(parents=True, exist_ok=True)
     log = workdir / "redis.log"
     proc = subprocess.Popen(
-        [redis_binary(), "--bind", "127.0.0.1", "--port", str(port), "--dir", str(workdir),
-         "--save", "", "--appendonly", "no", "--protected-mode", "yes",
-         "--logfile", str(log), *extra],
+        [
+            redis_binary(),
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--dir",
+            str(workdir),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--protected-mode",
+            "yes",
+            "--logfile",
+            str(log),
+            *extra,
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -236,25 +306,45 @@ def start_redis(data_dir: str | Path, *, port: int | None = None) -> ServerHandl
     port = port or free_port()
     proc = _spawn_redis(workdir, port, [])
     return ServerHandle(
-        kind="redis", url=f"redis://127.0.0.1:{port}/0", port=port, pid=proc.pid,
-        data_dir=str(workdir), log=str(workdir / "redis.log"),
+        kind="redis",
+        url=f"redis://127.0.0.1:{port}/0",
+        port=port,
+        pid=proc.pid,
+        data_dir=str(workdir),
+        log=str(workdir / "redis.log"),
     )
 
 
 def start_redis_cluster(data_dir: str | Path, *, nodes: int = 3) -> ServerHandle:
-    """Start ``nodes`` cluster-enabled Redis servers and join them into one cluster (no replicas)."""
+    """Start ``nodes`` cluster-enabled Redis servers joined into one cluster (no replicas)."""
     base = Path(data_dir).expanduser().resolve() / "redis-cluster"
     ports = [free_port() for _ in range(nodes)]
     procs = []
     for p in ports:
         procs.append(
-            _spawn_redis(base / str(p), p, ["--cluster-enabled", "yes",
-                                            "--cluster-config-file", "nodes.conf",
-                                            "--cluster-node-timeout", "5000"])
+            _spawn_redis(
+                base / str(p),
+                p,
+                [
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-node-timeout",
+                    "5000",
+                ],
+            )
         )
     _run(
-        [redis_binary("redis-cli"), "--cluster", "create",
-         *[f"127.0.0.1:{p}" for p in ports], "--cluster-replicas", "0", "--cluster-yes"],
+        [
+            redis_binary("redis-cli"),
+            "--cluster",
+            "create",
+            *[f"127.0.0.1:{p}" for p in ports],
+            "--cluster-replicas",
+            "0",
+            "--cluster-yes",
+        ],
         None,
         timeout=60,
     )
@@ -267,9 +357,14 @@ def start_redis_cluster(data_dir: str | Path, *, nodes: int = 3) -> ServerHandle
     else:
         raise Unavailable("Redis Cluster did not reach cluster_state:ok within 30 s")
     return ServerHandle(
-        kind="redis-cluster", url=f"redis://127.0.0.1:{ports[0]}/0", port=ports[0],
-        pid=procs[0].pid, extra_pids=[p.pid for p in procs[1:]], extra_ports=ports[1:],
-        data_dir=str(base), log=str(base / str(ports[0]) / "redis.log"),
+        kind="redis-cluster",
+        url=f"redis://127.0.0.1:{ports[0]}/0",
+        port=ports[0],
+        pid=procs[0].pid,
+        extra_pids=[p.pid for p in procs[1:]],
+        extra_ports=ports[1:],
+        data_dir=str(base),
+        log=str(base / str(ports[0]) / "redis.log"),
     )
 
 
@@ -296,7 +391,10 @@ def stop(handle: ServerHandle) -> None:
         pg_ctl = _pg_bin() / "pg_ctl"
         result = subprocess.run(
             [str(pg_ctl), "-D", handle.data_dir, "-m", "fast", "-w", "-t", "30", "stop"],
-            capture_output=True, text=True, user=_as_user(), check=False,
+            capture_output=True,
+            text=True,
+            user=_as_user(),
+            check=False,
         )
         if result.returncode != 0:
             _kill(handle.pid)

@@ -38,7 +38,9 @@ def check_embeddings(matrix: object, n: int, dim: int, model: str) -> npt.NDArra
     if arr.ndim != 2 or arr.shape[0] != n:
         raise InvalidInput(f"embedder {model} returned shape {arr.shape}, expected ({n}, {dim})")
     if arr.shape[1] != dim:
-        raise DimensionMismatch(f"embedder {model} returned dimension {arr.shape[1]}, expected {dim}")
+        raise DimensionMismatch(
+            f"embedder {model} returned dimension {arr.shape[1]}, expected {dim}"
+        )
     if not np.isfinite(arr).all():
         raise InvalidInput(f"embedder {model} returned NaN or infinite values")
     return arr

@@ -25,8 +25,6 @@ class Chunk(BaseModel):
     end: int
 
 
-
-
 def chunk_text(doc_id: str, text: str, *, size: int = 1000, overlap: int = 100) -> list[Chunk]:
     """Split ``text`` into chunks of at most ``size`` characters overlapping by ``overlap``.
 
@@ -67,5 +65,3 @@ def chunk_text(doc_id: str, text: str, *, size: int = 1000, overlap: int = 100) 
             break
         start = max(end - overlap, start + 1)
     return chunks
-
-

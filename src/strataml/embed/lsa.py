@@ -97,4 +97,5 @@ class LSAEmbedder:
         out = np.asarray(dense, dtype=np.float32)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         norms[norms == 0] = 1.0
-        return out / norms
+        result: npt.NDArray[np.float32] = out / norms
+        return result

@@ -36,10 +36,11 @@ def _latest(table: pa.Table, entities: list[str], ts: str) -> pa.Table:
     try:
         con.register("t", table)
         keys = ", ".join(f'"{e}"' for e in entities)
-        return con.execute(
-            f'SELECT * EXCLUDE (_rn) FROM (SELECT *, row_number() OVER '
+        out: pa.Table = con.sql(
+            f"SELECT * EXCLUDE (_rn) FROM (SELECT *, row_number() OVER "
             f'(PARTITION BY {keys} ORDER BY "{ts}" DESC, _ord DESC) AS _rn FROM t) WHERE _rn = 1'
-        ).to_arrow_table().drop_columns(["_ord"])
+        ).to_arrow_table()
+        return out.drop_columns(["_ord"])
     finally:
         con.close()
 
@@ -58,8 +59,10 @@ def materialize(
     online store, with the view's TTL counted from each row's event time."""
     t0 = time.perf_counter()
     # the registered definition (with its resolved feature list)
-    fv = features.get_view(view.name if isinstance(view, FeatureView) else view,
-                           view.version if isinstance(view, FeatureView) else None)
+    fv = features.get_view(
+        view.name if isinstance(view, FeatureView) else view,
+        view.version if isinstance(view, FeatureView) else None,
+    )
     entities = list(fv.entities)
     columns = [*entities, fv.timestamp, *(fv.features or ())]
     latest: pa.Table | None = None
@@ -67,10 +70,16 @@ def materialize(
     offset = 0
     for batch in features.compute(fv, start=start, end=end, batch_size=batch_size):
         part = pa.Table.from_batches([batch]).select(columns)
-        part = part.append_column("_ord", pa.array(range(offset, offset + part.num_rows), pa.int64()))
+        part = part.append_column(
+            "_ord", pa.array(range(offset, offset + part.num_rows), pa.int64())
+        )
         offset += part.num_rows
         rows += part.num_rows
-        merged = part if latest is None else pa.concat_tables([latest, part], promote_options="permissive")
+        merged = (
+            part
+            if latest is None
+            else pa.concat_tables([latest, part], promote_options="permissive")
+        )
         latest = _latest(merged, entities, fv.timestamp)
         latest = latest.append_column("_ord", pa.array(range(latest.num_rows), pa.int64()))
         if progress:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeAlias, runtime_checkable
 
 import pyarrow as pa
 
 from strataml.capabilities import Capabilities
 
-Rows = Iterable[Mapping[str, Any]] | pa.Table | pa.RecordBatch
+Rows: TypeAlias = Iterable[Mapping[str, Any]] | pa.Table | pa.RecordBatch
 
 
 @runtime_checkable
