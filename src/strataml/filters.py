@@ -385,10 +385,27 @@ def _norm(v: Any) -> Any:
     return v
 
 
+def _as_instant(v: Any) -> Any:
+    """ISO-8601 strings compared with dates or datetimes are read as instants (as engines do)."""
+    if isinstance(v, str):
+        try:
+            return dt.datetime.fromisoformat(v.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    return v
+
+
 def _cmp(a: Any, b: Any, fn: Callable[[Any, Any], bool]) -> bool:
-    if value_kind(a) != value_kind(b) and not (
-        {value_kind(a), value_kind(b)} <= {"timestamp", "date"}
+    kinds = {value_kind(a), value_kind(b)}
+    if (
+        len(kinds) > 1
+        and kinds & {"timestamp", "date"}
+        and kinds <= {"timestamp", "date", "string"}
     ):
+        a, b = _as_instant(a), _as_instant(b)
+        if a is None or b is None:
+            return False
+    elif len(kinds) > 1 and not kinds <= {"timestamp", "date"}:
         return False
     try:
         return fn(_norm(a), _norm(b))

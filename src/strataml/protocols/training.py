@@ -21,17 +21,21 @@ class TrainingSource(Protocol):
       Old versions stay readable: ``scan(name, snapshot=id)`` reads exactly the rows of that
       version, in the same order, forever (until :meth:`drop`).
     * :meth:`scan` reads a dataset (its latest version unless ``snapshot`` is given) or a SQL
-      query (text starting with ``SELECT``/``WITH``; ``Scan.snapshot`` is then ``None`` unless the
-      backend can pin it). ``columns`` projects, ``filter`` (see :mod:`strataml.filters`) is pushed
-      down to the engine, ``batch_size`` bounds each batch's rows (and so memory).
+      query (one ``SELECT``/``WITH`` statement in the engine's dialect, which names datasets as
+      ``datasets.<name>``; ``Scan.snapshot`` is then ``None`` unless the backend can pin it, and
+      passing ``snapshot`` with a query is an error). ``columns`` projects, ``filter`` (see
+      :mod:`strataml.filters`) is pushed down to the engine, ``batch_size`` bounds each batch's
+      rows (and so memory). ``Scan.snapshot`` of a dataset scan is the id of the version read.
     * **Sharding**: ``shard=(i, n)`` returns the i-th of n disjoint parts; across ``i = 0..n-1``
       every row is returned exactly once, and the split is the same on every run for the same
       snapshot. Without sharding, rows come in write order.
 
     Errors
     ------
-    :class:`~strataml.errors.NotFound` (unknown dataset, column or snapshot),
-    :class:`~strataml.errors.InvalidInput` (bad shard, batch size, empty write),
+    :class:`~strataml.errors.NotFound` (unknown dataset, snapshot, or a column -- projected or
+    filtered on -- that the source lacks),
+    :class:`~strataml.errors.InvalidInput` (bad shard, batch size, empty write, a snapshot
+    with a query source),
     :class:`~strataml.errors.FilterError` (malformed filter or a type mismatch with a column),
     :class:`~strataml.errors.SchemaError` (a query that does not run).
     """
