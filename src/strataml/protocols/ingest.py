@@ -19,18 +19,21 @@ class IngestStore(Protocol):
     * **Schema-flexible**: a record is any mapping of JSON values (str, int, float, bool, None,
       lists and nested mappings; ``datetime``/``date`` are stored as ISO-8601 strings). A record
       with fields never seen before is accepted as is: no migration, ever.
-    * **Streams** are created by their first write. Names: letters, digits, ``_``, ``-``.
+    * **Streams** are created by their first write. Names: ASCII letters, digits, ``_``, ``-``,
+      starting with a letter or ``_``, at most 128 characters.
     * **Idempotency**: a record written with an idempotency key (``key=`` / ``key_field=``) is
       stored once per stream; writing the same key again is a no-op counted in
       :attr:`WriteResult.duplicates` -- the first write wins. Retrying a failed batch never
       duplicates.
     * **Event time**: ``time_field`` names the field holding the event time (``datetime``, ISO-8601
       string or epoch seconds); without it, the ingestion time is used. Naive datetimes are UTC.
+      With ``time_field`` given, a record lacking it (or holding null) is invalid.
     * **Atomic batches**: a batch is validated completely before anything is written; it is then
       written entirely or (on failure) not at all.
     * **Incremental reads**: :meth:`read` returns records in commit order after an opaque cursor;
       a reader that passes back each page's ``cursor`` sees every record exactly once, across
-      process restarts.
+      process restarts. ``has_more`` is true when more matching records exist now.
+      A cursor the store did not issue and ``limit < 1`` are invalid.
 
     Errors
     ------
