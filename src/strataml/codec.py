@@ -1,13 +1,15 @@
 """Binary-safe encoding of online feature rows and entity keys (msgpack).
 
 Values round-trip with their types: None, bool, int, float (NaN too), str, bytes, lists, and
-datetimes (returned timezone-aware, UTC). Shared by every online adapter, so a row written
+datetimes (returned timezone-aware, UTC). Decimals (SQL ``NUMERIC``, ``SUM`` of integers) are
+stored as ints when integral and as floats otherwise. Shared by every online adapter, so a row written
 through one backend decodes identically through another.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -20,6 +22,12 @@ __all__ = ["decode_row", "decode_value", "encode_key", "encode_row", "encode_val
 
 
 def _default(obj: Any) -> Any:
+    if isinstance(obj, decimal.Decimal):
+        # SQL engines return SUM(BIGINT) and NUMERIC as decimals: integral ones stay exact ints,
+        # others become floats (what models consume); NaN/inf decimals become float NaN/inf
+        if obj.is_finite() and obj == obj.to_integral_value():
+            return int(obj)
+        return float(obj)
     if isinstance(obj, dt.datetime):
         if obj.tzinfo is None:
             obj = obj.replace(tzinfo=dt.UTC)

@@ -25,7 +25,8 @@ class OnlineStore(Protocol):
       (``42`` and ``"42"`` are different keys).
     * :meth:`write` **replaces** each entity's whole row with the written features (last write
       wins). Values round-trip with their types: ``None``, ``bool``, ``int``, ``float``
-      (NaN included), ``str``, ``bytes``, ``datetime`` (UTC) and lists of these.
+      (NaN included), ``str``, ``bytes``, ``datetime`` (UTC) and lists of these; decimals (SQL
+      ``NUMERIC``/``SUM``) come back as ``int`` when integral, else ``float``.
     * **TTL**: with ``ttl``, a row expires ``ttl`` after its event time (the ``event_time``
       column, when given) or after the write. An expired row reads exactly like a missing one,
       whether or not the backend has physically removed it yet.
