@@ -315,47 +315,68 @@ def start_redis(data_dir: str | Path, *, port: int | None = None) -> ServerHandl
     )
 
 
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def start_redis_cluster(data_dir: str | Path, *, nodes: int = 3) -> ServerHandle:
     """Start ``nodes`` cluster-enabled Redis servers joined into one cluster (no replicas)."""
     base = Path(data_dir).expanduser().resolve() / "redis-cluster"
-    ports = [free_port() for _ in range(nodes)]
-    procs = []
-    for p in ports:
-        procs.append(
-            _spawn_redis(
-                base / str(p),
-                p,
-                [
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-config-file",
-                    "nodes.conf",
-                    "--cluster-node-timeout",
-                    "5000",
-                ],
+    ports: list[int] = []
+    while len(ports) < nodes:  # each node's cluster bus listens on port + 10000
+        p = free_port()
+        if p + 10_000 <= 65_535 and p not in ports and _port_free(p + 10_000):
+            ports.append(p)
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        for p in ports:
+            procs.append(
+                _spawn_redis(
+                    base / str(p),
+                    p,
+                    [
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        "nodes.conf",
+                        "--cluster-node-timeout",
+                        "5000",
+                    ],
+                )
             )
+        _run(
+            [
+                redis_binary("redis-cli"),
+                "--cluster",
+                "create",
+                *[f"127.0.0.1:{p}" for p in ports],
+                "--cluster-replicas",
+                "0",
+                "--cluster-yes",
+            ],
+            None,
+            timeout=60,
         )
-    _run(
-        [
-            redis_binary("redis-cli"),
-            "--cluster",
-            "create",
-            *[f"127.0.0.1:{p}" for p in ports],
-            "--cluster-replicas",
-            "0",
-            "--cluster-yes",
-        ],
-        None,
-        timeout=60,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        out = _run([redis_binary("redis-cli"), "-p", str(ports[0]), "cluster", "info"], None).stdout
-        if "cluster_state:ok" in out:
-            break
-        time.sleep(0.2)
-    else:
-        raise Unavailable("Redis Cluster did not reach cluster_state:ok within 30 s")
+        for p in ports:  # every node must agree, not only the first
+            deadline = time.monotonic() + 30
+            while (
+                "cluster_state:ok"
+                not in _run(
+                    [redis_binary("redis-cli"), "-p", str(p), "cluster", "info"], None
+                ).stdout
+            ):
+                if time.monotonic() > deadline:
+                    raise Unavailable(f"Redis Cluster node {p} not ok within 30 s")
+                time.sleep(0.2)
+    except BaseException:
+        for proc in procs:
+            _kill(proc.pid)
+        raise
     return ServerHandle(
         kind="redis-cluster",
         url=f"redis://127.0.0.1:{ports[0]}/0",

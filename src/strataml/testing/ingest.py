@@ -264,7 +264,11 @@ class IngestWriteTests(ContractBase):
     @settings(
         max_examples=25,
         deadline=None,
-        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+        suppress_health_check=[
+            HealthCheck.function_scoped_fixture,
+            HealthCheck.too_slow,
+            HealthCheck.differing_executors,
+        ],
     )
     @given(docs=st.lists(_json_record, min_size=1, max_size=4))
     def test_any_json_document_round_trips(

@@ -348,7 +348,12 @@ class OnlineReadTests(_OnlineBase):
         assert got == [{"v": "a2"}, None, {"v": "swapped"}]
 
     @settings(
-        max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+        max_examples=25,
+        deadline=None,
+        suppress_health_check=[
+            HealthCheck.function_scoped_fixture,
+            HealthCheck.differing_executors,
+        ],
     )
     @given(keys=_entity_keys)
     def test_property_keys_address_their_rows(
@@ -421,7 +426,12 @@ class OnlineValueTests(_OnlineBase):
         )  # fmt: skip
 
     @settings(
-        max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+        max_examples=40,
+        deadline=None,
+        suppress_health_check=[
+            HealthCheck.function_scoped_fixture,
+            HealthCheck.differing_executors,
+        ],
     )
     @given(row=_feature_rows)
     def test_property_rows_roundtrip(

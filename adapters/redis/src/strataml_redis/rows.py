@@ -1,0 +1,206 @@
+"""Validating what callers pass to the online stores: rows, entity columns, TTL, features.
+
+Everything here runs before a store touches Redis, so bad input raises a typed strataml error
+and changes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import pyarrow as pa
+
+from strataml._time import parse_event_time, to_micros
+from strataml.arrowutil import as_table
+from strataml.errors import InvalidInput
+
+__all__ = [
+    "Batch",
+    "entity_columns",
+    "entity_list",
+    "features_arg",
+    "to_batch",
+    "ttl_micros",
+]
+
+_PLAIN = frozenset({type(None), bool, int, float, str, bytes, dt.datetime})
+
+
+def entity_columns(entities: Any) -> tuple[str, ...]:
+    """``entities=`` of a write: a non-empty sequence of distinct, non-empty column names."""
+    if isinstance(entities, str) or not isinstance(entities, Sequence):
+        raise InvalidInput(f"entities= is a list of column names, got {entities!r}")
+    cols = tuple(entities)
+    if not cols:
+        raise InvalidInput("entities= must name at least one entity column")
+    for c in cols:
+        if not isinstance(c, str) or not c:
+            raise InvalidInput(f"entity column names are non-empty strings, got {c!r}")
+    if len(set(cols)) != len(cols):
+        raise InvalidInput(f"entities= names a column twice: {list(cols)}")
+    return cols
+
+
+def ttl_micros(ttl: Any) -> int | None:
+    """A positive ``timedelta`` in microseconds (``None`` stays ``None``)."""
+    if ttl is None:
+        return None
+    if not isinstance(ttl, dt.timedelta):
+        raise InvalidInput(f"ttl must be a datetime.timedelta, got {type(ttl).__name__}")
+    if ttl <= dt.timedelta(0):
+        raise InvalidInput(f"ttl must be positive, got {ttl}")
+    return (ttl.days * 86_400 + ttl.seconds) * 1_000_000 + ttl.microseconds
+
+
+def features_arg(features: Any) -> Sequence[str]:
+    """``features=`` of a read: a sequence of feature names (not a bare string)."""
+    plain = type(features) is list or type(features) is tuple
+    if not plain and (isinstance(features, str) or not isinstance(features, Sequence)):
+        raise InvalidInput(f"features= is a list of feature names or None, got {features!r}")
+    try:
+        "".join(features)  # checks that every name is a str, at C speed
+    except TypeError:
+        bad = next(f for f in features if not isinstance(f, str))
+        raise InvalidInput(f"feature names are strings, got {bad!r}") from None
+    names: Sequence[str] = features
+    return names
+
+
+def entity_list(entities: Any) -> Sequence[Any]:
+    """The ``entities`` argument of ``get_many`` / ``delete``: a sequence of mappings."""
+    if isinstance(entities, Mapping | str | bytes) or not isinstance(entities, Iterable):
+        raise InvalidInput(f"entities is a list of entity mappings, got {type(entities).__name__}")
+    return entities if isinstance(entities, Sequence) else list(entities)
+
+
+def _check_nested(value: Any, where: str) -> None:
+    """Reject maps with non-string keys anywhere in a value (they could not be read back
+    identically on every backend)."""
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise InvalidInput(f"{where}: nested map keys must be strings, got {k!r}")
+            if type(v) not in _PLAIN:
+                _check_nested(v, f"{where}.{k}")
+    elif isinstance(value, list | tuple) and not _PLAIN.issuperset(map(type, value)):
+        for i, v in enumerate(value):
+            _check_nested(v, f"{where}[{i}]")
+
+
+class Batch:
+    """Rows split into entity key columns, feature dicts and event times (µs since epoch)."""
+
+    __slots__ = ("event_us", "features", "key_columns", "n")
+
+    def __init__(
+        self,
+        n: int,
+        key_columns: list[list[Any]],
+        features: Iterable[dict[str, Any]],
+        event_us: list[int] | None,
+    ) -> None:
+        self.n = n
+        self.key_columns = key_columns
+        self.features = features
+        self.event_us = event_us
+
+
+def _event_micros(values: Iterable[Any], where: str) -> list[int]:
+    out: list[int] = []
+    for i, value in enumerate(values):
+        if value is None:
+            raise InvalidInput(f"{where}: row {i}: the event time is null")
+        try:
+            out.append(to_micros(parse_event_time(value, f"{where}: row {i}: event time")))
+        except OverflowError as exc:
+            raise InvalidInput(f"{where}: row {i}: event time {value!r} is out of range") from exc
+    return out
+
+
+def _arrow_batch(
+    table: pa.Table, order: tuple[str, ...], event_time: str | None, where: str
+) -> Batch:
+    names = table.column_names
+    if len(set(names)) != len(names):
+        raise InvalidInput(f"{where}: duplicate column names {names}")
+    missing = [c for c in order if c not in names]
+    if missing:
+        raise InvalidInput(f"{where}: entity columns {missing} are not in the data ({names})")
+    if event_time is not None and event_time not in names:
+        raise InvalidInput(f"{where}: event_time column {event_time!r} is not in the data")
+    ent = set(order)
+    feature_names = [c for c in names if c not in ent]
+    key_columns = [table.column(c).to_pylist() for c in order]
+    n = table.num_rows
+    features: Iterable[dict[str, Any]]
+    if feature_names:
+        cols = [table.column(c).to_pylist() for c in feature_names]
+        features = (dict(zip(feature_names, vals, strict=True)) for vals in zip(*cols, strict=True))
+    else:
+        features = ({} for _ in range(n))
+    event_us: list[int] | None = None
+    if event_time is not None:
+        col = table.column(event_time)
+        if pa.types.is_timestamp(col.type):
+            if col.null_count:
+                raise InvalidInput(f"{where}: the event_time column {event_time!r} has nulls")
+            # stored ints are UTC instants (tz-aware) or UTC wall times (naive): micros either way
+            micros = col.cast(pa.timestamp("us", tz=col.type.tz), safe=False).cast(pa.int64())
+            event_us = micros.to_pylist()
+        else:
+            event_us = _event_micros(col.to_pylist(), where)
+    return Batch(n, key_columns, features, event_us)
+
+
+def _row_batch(
+    rows: Iterable[Any], order: tuple[str, ...], event_time: str | None, where: str
+) -> Batch:
+    ent = frozenset(order)
+    key_columns: list[list[Any]] = [[] for _ in order]
+    features: list[dict[str, Any]] = []
+    events: list[Any] = []
+    i = -1
+    for i, row in enumerate(rows):
+        if not isinstance(row, Mapping):
+            raise InvalidInput(f"{where}: row {i} is a {type(row).__name__}, not a mapping")
+        for col, values in zip(order, key_columns, strict=True):
+            try:
+                values.append(row[col])
+            except KeyError:
+                raise InvalidInput(f"{where}: row {i} lacks entity column {col!r}") from None
+        feats: dict[str, Any] = {}
+        for k, v in row.items():
+            if k in ent:
+                continue
+            if not isinstance(k, str):
+                raise InvalidInput(f"{where}: row {i}: feature names are strings, got {k!r}")
+            if type(v) not in _PLAIN:
+                _check_nested(v, f"{where}: row {i}: feature {k!r}")
+            feats[k] = v
+        features.append(feats)
+        if event_time is not None:
+            try:
+                events.append(row[event_time])
+            except KeyError:
+                raise InvalidInput(
+                    f"{where}: row {i} lacks the event_time column {event_time!r}"
+                ) from None
+    event_us = _event_micros(events, where) if event_time is not None else None
+    return Batch(i + 1, key_columns, features, event_us)
+
+
+def to_batch(rows: Any, order: tuple[str, ...], event_time: str | None, where: str) -> Batch:
+    """Rows as a :class:`Batch`: a ``pa.Table`` / ``pa.RecordBatch`` / reader, a pandas or
+    polars DataFrame (column-wise through Arrow), or an iterable of row mappings."""
+    if isinstance(rows, pa.Table | pa.RecordBatch | pa.RecordBatchReader) or type(
+        rows
+    ).__module__.split(".")[0] in {"pandas", "polars"}:
+        return _arrow_batch(as_table(rows, where), order, event_time, where)
+    if isinstance(rows, Mapping | str | bytes) or not isinstance(rows, Iterable):
+        raise InvalidInput(
+            f"{where}: rows are a pyarrow Table/RecordBatch or an iterable of row mappings, "
+            f"got {type(rows).__name__}"
+        )
+    return _row_batch(rows, order, event_time, where)
