@@ -13,12 +13,17 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = False
 
 PYTHON = "3.11"
-LINT_PATHS = ["src", "tests", "bench", "noxfile.py"]
+ADAPTERS = ["adapters/postgres", "adapters/redis"]
+LINT_PATHS = ["src", "tests", "bench", "noxfile.py", *ADAPTERS]
+TEST_PATHS = ["tests", *(f"{a}/tests" for a in ADAPTERS)]
 
 
 def _install(session: nox.Session, *extras: str) -> None:
     spec = f".[{','.join(extras)}]" if extras else "."
-    session.install("-e", spec)
+    args = ["-e", spec]
+    for adapter in ADAPTERS:
+        args += ["-e", adapter]
+    session.install(*args)
 
 
 def _lint(session: nox.Session) -> None:
@@ -27,16 +32,18 @@ def _lint(session: nox.Session) -> None:
 
 
 def _typecheck(session: nox.Session) -> None:
-    session.run("mypy", "src/strataml")
+    session.run("mypy", "src/strataml", *(f"{a}/src" for a in ADAPTERS))
 
 
 def _tests(session: nox.Session) -> None:
-    session.run("pytest", *(session.posargs or ["tests"]))
+    session.run("pytest", *(session.posargs or TEST_PATHS))
 
 
 @nox.session(python=PYTHON)
 def ci(session: nox.Session) -> None:
-    """Everything CI checks: ruff, mypy --strict on src, then the tests (contract suite incl.)."""
+    """Everything CI checks: ruff, mypy --strict, then every test: core, the contract suite on
+    the local backends, and the adapters against real PostgreSQL + pgvector and Redis servers
+    that the tests start themselves."""
     _install(session, "test", "lint")
     _lint(session)
     _typecheck(session)
