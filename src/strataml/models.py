@@ -225,7 +225,7 @@ class Hit(_Model):
     * dense, ``l2``: ``score = 1 / (1 + distance)`` with ``distance`` the Euclidean distance
     * dense, ``dot``: ``score = sigmoid(inner_product)``, ``distance = -inner_product``
     * keyword: ``score = bm25 / (1 + bm25)``; the raw BM25 is in ``keyword_score``
-    * hybrid: the fused score (see :mod:`strataml.fusion`), normalised to ``[0, 1]``
+    * hybrid: the fused score (see :mod:`strataml.vectors.fusion`), normalised to ``[0, 1]``
 
     ``distance`` and ``metric`` give the raw dense distance where the hit had one.
     """

@@ -148,7 +148,12 @@ class LanceDBConfig(AdapterConfig):
         default=50_000, ge=256, description="build an ANN index once a collection has this many rows"
     )
     nprobes: int = Field(default=20, ge=1)
-    refine_factor: int | None = Field(default=5, ge=1)
+    refine_factor: int | None = Field(
+        default=5,
+        ge=1,
+        description="exact re-ranking of refine_factor*k candidates when the index is quantized; "
+        "the built-in IVF_FLAT index is exact",
+    )
 
 
 LANCEDB_CAPS = Capabilities(

@@ -20,5 +20,19 @@ Fixture names: ``ingest_store``, ``feature_store``, ``online_store``, ``vector_s
 """
 
 from strataml.testing._base import ContractBase
+from strataml.testing.features import FeatureStoreTests
+from strataml.testing.ingest import IngestStoreTests
+from strataml.testing.online import AsyncOnlineStoreTests, OnlineStoreTests
+from strataml.testing.training import TrainingSourceTests
+from strataml.testing.vectors import AsyncVectorStoreTests, VectorStoreTests
 
-__all__ = ["ContractBase"]
+__all__ = [
+    "AsyncOnlineStoreTests",
+    "AsyncVectorStoreTests",
+    "ContractBase",
+    "FeatureStoreTests",
+    "IngestStoreTests",
+    "OnlineStoreTests",
+    "TrainingSourceTests",
+    "VectorStoreTests",
+]

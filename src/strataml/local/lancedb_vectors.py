@@ -1,0 +1,970 @@
+"""The embedded vector store: LanceDB tables in a directory (no server).
+
+Layout
+------
+One Lance table per collection with the columns ``id``, ``tenant``, ``vector``
+(``fixed_size_list<float32>[dim]``), ``text``, and one typed column per metadata field, named
+``m_<field>`` and added when the field first appears. The collection's shape (dimension, metric,
+tenancy, user metadata) is stored in the table's schema metadata; each metadata column carries
+its :class:`~strataml.filters.FieldType` in its field metadata, so the table alone describes the
+collection and survives reopening.
+
+========================  ==========================================================
+field type                column
+========================  ==========================================================
+string / int / float      ``string`` / ``int64`` / ``float64``
+bool                      ``bool``
+timestamp / date          ``timestamp[us, UTC]`` (read back as aware UTC) / ``date32``
+list                      JSON text (lists are stored, returned, never filtered)
+========================  ==========================================================
+
+An ``int`` field that receives floats is widened to ``float64`` in place (its existing values
+become floats; integers beyond 2**53 lose precision).
+
+Reads and writes
+----------------
+* Upserts are one ``merge_insert`` on ``id`` (``tenant, id`` when multi-tenant; one atomic
+  commit, safe against concurrent writers), validated completely beforehand
+  (:mod:`strataml.vectors.batch`); duplicate ids in a batch: last wins.
+* Filters compile to a SQL ``where`` (escaped literals, backtick-quoted columns) that LanceDB
+  applies *before* ranking (``prefilter=True``); the tenant predicate is always part of it.
+* Dense search is exhaustive until a collection reaches ``index_threshold`` rows; the upsert that
+  crosses it builds an ``IVF_FLAT`` index (about sqrt(rows) partitions, the collection's metric),
+  retrained when the collection has grown 4x. Queries probe ``nprobes`` partitions, more when a
+  filter leaves fewer than ``k`` candidates; IVF_FLAT distances are exact, so ``refine_factor``
+  (exact re-ranking) only applies to a quantized index found on an existing table. Rows written
+  after the index are searched exhaustively until the periodic ``optimize`` folds them in.
+* Keyword search is LanceDB's native BM25 full-text index on ``text`` (stemmed, lower-cased,
+  stop words removed); rows not yet indexed are searched too, so upserted text is searchable at
+  once. Hybrid search runs both legs and fuses them (:mod:`strataml.vectors.fusion`).
+* LanceDB distances are converted to the score contract of :class:`~strataml.models.Hit`:
+  squared L2 -> Euclidean, ``1 - cos`` as is, ``1 - dot`` -> ``-dot``.
+
+Consistency: writes are visible at once to this store; writes from other processes (or other
+store instances) become visible within about one second.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+import orjson
+import pyarrow as pa
+
+from strataml._json import dumps_record
+from strataml.capabilities import Capabilities
+from strataml.errors import (
+    BackendError,
+    ConfigError,
+    Conflict,
+    FilterError,
+    InvalidInput,
+    NotFound,
+    SchemaError,
+    StrataError,
+    Unavailable,
+    Unsupported,
+)
+from strataml.filters import (
+    And,
+    Compare,
+    Expr,
+    FieldType,
+    Not,
+    Op,
+    Or,
+    SQLFilterCompiler,
+    check_types,
+    fields_used,
+    matches,
+    parse_filter,
+)
+from strataml.local import LANCEDB_CAPS
+from strataml.models import (
+    CollectionInfo,
+    Hit,
+    Metric,
+    SearchMode,
+    VectorRecord,
+    check_name,
+    score_from_bm25,
+    score_from_distance,
+)
+from strataml.protocols.vectors import Records, VectorLike
+from strataml.vectors.batch import (
+    VectorBatch,
+    check_alpha,
+    check_k,
+    check_tenant,
+    normalize_ids,
+    prepare_batch,
+    query_vector,
+    resolve_mode,
+)
+from strataml.vectors.fusion import DEFAULT_FUSION, candidate_pool, fuse_hits
+
+__all__ = ["LanceDBVectorStore", "translate_lance_error"]
+
+META_PREFIX: Final = "m_"
+_SCHEMA_KEY: Final = b"strataml"
+_TYPE_KEY: Final = b"strataml.type"
+_FORMAT: Final = 1
+_METRICS: Final = ("cosine", "l2", "dot")
+_ARROW: Final[dict[FieldType, pa.DataType]] = {
+    FieldType.STRING: pa.string(),
+    FieldType.INT: pa.int64(),
+    FieldType.FLOAT: pa.float64(),
+    FieldType.BOOL: pa.bool_(),
+    FieldType.TIMESTAMP: pa.timestamp("us", tz="UTC"),
+    FieldType.DATE: pa.date32(),
+    FieldType.LIST: pa.string(),
+}
+_ID_CHUNK: Final = 4096
+#: Fold unindexed rows into the indexes and compact after this many writes / rows.
+_OPTIMIZE_WRITES: Final = 64
+_OPTIMIZE_ROWS: Final = 50_000
+#: Old table versions are removed by ``optimize`` once they are this old.
+_KEEP_VERSIONS: Final = dt.timedelta(hours=1)
+#: Other processes' writes (and cached schemas, collection handles) are re-checked after this
+#: long: LanceDB's read-consistency interval.
+_SCHEMA_TTL_S = 1.0
+#: The ANN index is rebuilt (k-means retrained) once a collection has grown this many times
+#: past the size it was trained on; in between, ``optimize`` assigns new rows to partitions.
+_RETRAIN_GROWTH: Final = 4
+
+
+# ------------------------------------------------------------------------------------- errors
+def translate_lance_error(exc: BaseException, what: str) -> StrataError:
+    """Map a LanceDB/Lance exception to the strataml hierarchy (the caller chains it)."""
+    if isinstance(exc, StrataError):
+        return exc
+    msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    text = f"{what}: {msg}"
+    low = msg.lower()
+    if "not found" in low:
+        return NotFound(text)
+    if "already exists" in low:
+        return Conflict(text)
+    if "commit conflict" in low or "conflicting" in low:
+        return Conflict(f"{text} (a concurrent write won; retry)")
+    if "filter expression" in low:
+        return FilterError(text)
+    if isinstance(exc, TimeoutError | ConnectionError) or "lock" in low:
+        return Unavailable(text)
+    if isinstance(exc, OSError) or "io error" in low:
+        return Unavailable(text)
+    return BackendError(text)
+
+
+@contextmanager
+def _engine(what: str) -> Iterator[None]:
+    try:
+        yield
+    except StrataError:
+        raise
+    except Exception as exc:
+        raise translate_lance_error(exc, what) from exc
+
+
+# ------------------------------------------------------------------------------------ filters
+class _LanceFilterCompiler(SQLFilterCompiler):
+    """The filter language as a LanceDB (DataFusion) ``where``: inline escaped literals,
+    backtick-quoted ``m_<field>`` columns. Fields no record has are absent, so a comparison on
+    them compiles to its constant truth value."""
+
+    paramstyle = "inline"
+    quote_char = "`"
+    backend = "LanceDB"
+    supported_ops = LANCEDB_CAPS.filter_ops
+    nested_fields = LANCEDB_CAPS.nested_fields
+
+    def __init__(self, fields: Mapping[str, FieldType]) -> None:
+        super().__init__()
+        self.fields = fields
+        self._cast = False
+
+    def column(self, field: str) -> str:
+        super().column(field)  # raises Unsupported for nested fields
+        return self.quote_ident(META_PREFIX + field)
+
+    def column_for(self, field: str, value: Any) -> str:
+        col = self.column(field)
+        return f"CAST({col} AS DOUBLE)" if self._cast else col
+
+    def _compare(self, e: Compare) -> str:
+        if e.field not in self.fields:
+            self.column(e.field)
+            return "TRUE" if matches(e, {}) else "FALSE"
+        values = e.value if e.op in (Op.IN, Op.NIN) else (e.value,)
+        self._cast = self.fields[e.field] is FieldType.INT and any(
+            isinstance(v, float) for v in values
+        )
+        try:
+            return super()._compare(e)
+        finally:
+            self._cast = False
+
+
+def _coerce_value(v: Any, ftype: FieldType, where: str) -> Any:
+    if v is None or isinstance(v, bool):
+        return v
+    if ftype is FieldType.INT:
+        if isinstance(v, float) and v.is_integer() and abs(v) < 2**63:
+            return int(v)
+        if isinstance(v, int) and not -(2**63) <= v < 2**63:
+            return float(v)
+    if ftype is FieldType.FLOAT and isinstance(v, int) and abs(v) >= 2**63:
+        return float(v)
+    if ftype in (FieldType.TIMESTAMP, FieldType.DATE) and isinstance(v, str):
+        try:
+            return (
+                dt.datetime.fromisoformat(v)
+                if ftype is FieldType.TIMESTAMP
+                else (dt.date.fromisoformat(v))
+            )
+        except ValueError as exc:
+            raise FilterError(f"{where}: {v!r} is not an ISO-8601 {ftype}") from exc
+    return v
+
+
+def _coerce(expr: Expr, fields: Mapping[str, FieldType]) -> Expr:
+    """Adapt values to the columns: integral floats on int columns become ints, ISO strings on
+    timestamp/date columns become datetimes/dates."""
+    if isinstance(expr, And):
+        return And(tuple(_coerce(i, fields) for i in expr.items))
+    if isinstance(expr, Or):
+        return Or(tuple(_coerce(i, fields) for i in expr.items))
+    if isinstance(expr, Not):
+        return Not(_coerce(expr.item, fields))
+    ftype = fields.get(expr.field)
+    if ftype is None or expr.op is Op.EXISTS:
+        return expr
+    where = f"filter on {expr.field!r}"
+    if expr.op in (Op.IN, Op.NIN):
+        return Compare(
+            expr.field, expr.op, tuple(_coerce_value(v, ftype, where) for v in expr.value)
+        )
+    return Compare(expr.field, expr.op, _coerce_value(expr.value, ftype, where))
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+# ------------------------------------------------------------------------------- collections
+@dataclass
+class _Collection:
+    name: str
+    table: Any  # lancedb.table.LanceTable
+    dim: int
+    metric: Metric
+    multi_tenant: bool
+    metadata: dict[str, Any]
+    fields: dict[str, FieldType]
+    info_raw: bytes  # the collection info in the schema metadata (changes if recreated)
+    schema: pa.Schema
+    schema_at: float
+    vector_index: bool
+    quantized: bool  # the ANN index stores compressed vectors: re-rank with exact distances
+    trained_rows: int
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    writes: int = 0  # since the last optimize
+    rows: int = 0  # rows written since the last optimize
+    grown: int = 0  # rows written since the ANN index was (re)trained
+
+    @property
+    def key(self) -> list[str]:
+        return ["tenant", "id"] if self.multi_tenant else ["id"]
+
+
+def _fields_of(schema: pa.Schema) -> dict[str, FieldType]:
+    out: dict[str, FieldType] = {}
+    for f in schema:
+        if not f.name.startswith(META_PREFIX):
+            continue
+        fname = f.name[len(META_PREFIX) :]
+        raw = (f.metadata or {}).get(_TYPE_KEY)
+        if pa.types.is_floating(f.type):  # a widened int column carries no type tag
+            out[fname] = FieldType.FLOAT
+        elif raw is not None:
+            out[fname] = FieldType(raw.decode())
+        else:
+            by_arrow = [t for t, a in _ARROW.items() if a == f.type and t is not FieldType.LIST]
+            out[fname] = by_arrow[0] if by_arrow else FieldType.ANY
+    return out
+
+
+def _info_of(schema: pa.Schema, name: str) -> tuple[bytes, dict[str, Any]]:
+    raw = (schema.metadata or {}).get(_SCHEMA_KEY)
+    if raw is None:
+        raise SchemaError(f"table {name!r} is not a strataml collection (no collection info)")
+    info: dict[str, Any] = orjson.loads(raw)
+    return raw, info
+
+
+class _Recreated(Conflict):
+    """The collection was dropped and created again (by another store or process)."""
+
+
+# ------------------------------------------------------------------------------------- store
+class LanceDBVectorStore:
+    """A :class:`~strataml.protocols.VectorStore` over LanceDB tables in ``path``.
+
+    ``index_threshold``: build the ANN index (IVF_FLAT) once a collection has this many rows
+    (exhaustive, exact search below it). ``nprobes``: IVF partitions probed per query (more are
+    probed when a filter leaves fewer than ``k`` candidates). ``refine_factor``: re-rank
+    ``refine_factor * k`` candidates with exact distances when the index is quantized (IVF_PQ,
+    IVF_SQ, HNSW_SQ ... built by other tools); IVF_FLAT needs no re-ranking.
+
+    Errors: see :class:`~strataml.protocols.VectorStore`; LanceDB's own errors are translated
+    (:func:`translate_lance_error`) and chained. A closed store raises :class:`Unavailable`.
+    """
+
+    #: Calls take milliseconds: async wrappers should run them in a worker thread.
+    blocking_io = True
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        index_threshold: int = 50_000,
+        nprobes: int = 20,
+        refine_factor: int | None = 5,
+    ) -> None:
+        if isinstance(index_threshold, bool) or not isinstance(index_threshold, int):
+            raise ConfigError(f"index_threshold must be an integer, got {index_threshold!r}")
+        if index_threshold < 256:
+            raise ConfigError("index_threshold must be at least 256 (an index needs training rows)")
+        if isinstance(nprobes, bool) or not isinstance(nprobes, int) or nprobes < 1:
+            raise ConfigError(f"nprobes must be a positive integer, got {nprobes!r}")
+        if refine_factor is not None and (
+            isinstance(refine_factor, bool)
+            or not isinstance(refine_factor, int)
+            or refine_factor < 1
+        ):
+            raise ConfigError(
+                f"refine_factor must be a positive integer or None, got {refine_factor!r}"
+            )
+        import lancedb
+
+        self.path = Path(path).expanduser()
+        self.index_threshold = index_threshold
+        self.nprobes = nprobes
+        self.refine_factor = refine_factor
+        with _engine(f"opening the vector store at {self.path}"):
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._db: Any = lancedb.connect(
+                str(self.path), read_consistency_interval=dt.timedelta(seconds=_SCHEMA_TTL_S)
+            )
+        self._collections: dict[str, _Collection] = {}
+        self._lock = threading.RLock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._closed = False
+
+    # -------------------------------------------------------------------------- housekeeping
+    @property
+    def capabilities(self) -> Capabilities:
+        return LANCEDB_CAPS
+
+    def close(self) -> None:
+        """Release table handles. Safe to call twice; the store is unusable afterwards."""
+        with self._lock:
+            self._closed = True
+            self._collections.clear()
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+    def __repr__(self) -> str:
+        return f"LanceDBVectorStore({str(self.path)!r})"
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise Unavailable("this vector store is closed; open a new one")
+
+    def _coll(self, name: str) -> _Collection:
+        """The collection's cached handle, re-validated at most once a second (a collection
+        dropped or recreated elsewhere is noticed then)."""
+        self._check_open()
+        check_name("collection", name)
+        c = self._collections.get(name)
+        if c is not None and time.monotonic() - c.schema_at <= _SCHEMA_TTL_S:
+            return c
+        with self._lock:
+            c = self._collections.get(name)
+            if c is not None:
+                try:
+                    self._refresh(c, force=True)
+                    return c
+                except _Recreated:
+                    pass
+            c = self._open(name)
+            self._collections[name] = c
+            return c
+
+    def _open(self, name: str) -> _Collection:
+        try:
+            table = self._db.open_table(name)
+        except Exception as exc:
+            err = translate_lance_error(exc, f"opening collection {name!r}")
+            if isinstance(err, NotFound) or "not found" in str(exc).lower():
+                raise NotFound(f"collection {name!r} does not exist; create it first") from exc
+            raise err from exc
+        with _engine(f"opening collection {name!r}"):
+            self._repair(table)
+            schema = table.schema
+            index = [i for i in table.list_indices() if i.columns == ["vector"]]
+            rows = int(table.count_rows()) if index else 0
+        raw, info = _info_of(schema, name)
+        return _Collection(
+            name=name,
+            table=table,
+            dim=int(info["dim"]),
+            metric=info["metric"],
+            multi_tenant=bool(info["multi_tenant"]),
+            metadata=dict(info.get("metadata") or {}),
+            fields=_fields_of(schema),
+            info_raw=raw,
+            schema=schema,
+            schema_at=time.monotonic(),
+            vector_index=bool(index),
+            quantized=bool(index) and index[0].index_type != "IvfFlat",
+            trained_rows=rows,
+        )
+
+    @staticmethod
+    def _repair(table: Any) -> None:
+        """Finish a widening (int -> float) interrupted between its steps."""
+        names = set(table.schema.names)
+        for tmp in [n for n in names if n.startswith("__widen_")]:
+            target = META_PREFIX + tmp[len("__widen_") :]
+            if target in names:
+                table.drop_columns([tmp])
+            else:
+                table.alter_columns({"path": tmp, "name": target})
+
+    def _refresh(self, c: _Collection, *, force: bool = False) -> None:
+        """Re-read the schema (metadata fields) when it is older than a second or ``force``.
+
+        A collection dropped meanwhile raises :class:`NotFound`, one dropped and created again
+        raises :class:`_Recreated` (a :class:`Conflict`); both evict the cached handle.
+        """
+        if not force and time.monotonic() - c.schema_at <= _SCHEMA_TTL_S:
+            return
+        try:
+            schema = c.table.schema
+        except Exception as exc:
+            err = translate_lance_error(exc, f"reading the schema of {c.name!r}")
+            if isinstance(err, NotFound):
+                self._evict(c)
+                raise NotFound(f"collection {c.name!r} does not exist (it was dropped)") from exc
+            raise err from exc
+        if (schema.metadata or {}).get(_SCHEMA_KEY) != c.info_raw:
+            self._evict(c)
+            raise _Recreated(f"collection {c.name!r} was dropped and created again; retry")
+        c.schema, c.fields, c.schema_at = schema, _fields_of(schema), time.monotonic()
+
+    def _evict(self, c: _Collection) -> None:
+        with self._lock:
+            if self._collections.get(c.name) is c:
+                del self._collections[c.name]
+
+    # --------------------------------------------------------------------------- collections
+    def create_collection(
+        self,
+        name: str,
+        dim: int,
+        metric: Metric = "cosine",
+        *,
+        multi_tenant: bool = False,
+        metadata: Mapping[str, Any] | None = None,
+        exist_ok: bool = False,
+    ) -> CollectionInfo:
+        """Create a collection of ``dim``-dimensional vectors compared with ``metric``.
+
+        An existing collection raises :class:`Conflict`, unless ``exist_ok`` and its dimension,
+        metric and tenancy match (then it is returned unchanged). ``metadata`` is free-form JSON
+        kept with the collection. Raises :class:`InvalidInput` (bad name, dimension, metric or
+        metadata) and :class:`Unsupported` (a metric this backend lacks).
+        """
+        self._check_open()
+        check_name("collection", name)
+        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+            raise InvalidInput(f"dim must be a positive integer, got {dim!r}")
+        if metric not in _METRICS:
+            raise InvalidInput(f"unknown metric {metric!r}; use 'cosine', 'l2' or 'dot'")
+        if metric not in self.capabilities.metrics:
+            raise Unsupported(f"LanceDB vector store cannot use metric {metric!r}")
+        if not isinstance(multi_tenant, bool):
+            raise InvalidInput(f"multi_tenant must be a bool, got {multi_tenant!r}")
+        meta = dict(metadata or {})
+        blob = dumps_record(meta, "collection metadata")
+        with self._lock:
+            try:
+                existing = self._coll(name)
+            except NotFound:
+                existing = None
+            if existing is None:
+                created = self._create(name, dim, metric, multi_tenant, blob)
+                try:
+                    existing = self._coll(name)
+                except NotFound as exc:  # dropped concurrently
+                    raise Conflict(f"collection {name!r} was dropped while being created") from exc
+                if created:
+                    return self._info(existing, count=0)
+            if not exist_ok:
+                raise Conflict(
+                    f"collection {name!r} already exists (pass exist_ok=True to reuse it)"
+                )
+            mismatch = [
+                f"{what} {have!r} (asked for {want!r})"
+                for what, have, want in (
+                    ("dim", existing.dim, dim),
+                    ("metric", existing.metric, metric),
+                    ("multi_tenant", existing.multi_tenant, multi_tenant),
+                )
+                if have != want
+            ]
+            if mismatch:
+                raise Conflict(f"collection {name!r} exists with {', '.join(mismatch)}")
+            return self.describe(name)
+
+    def _create(self, name: str, dim: int, metric: str, multi_tenant: bool, meta: bytes) -> bool:
+        """Create the table and its scalar/FTS indexes; ``False`` if it appeared meanwhile."""
+        from lancedb.index import FTS, BTree
+
+        info = {
+            "format": _FORMAT,
+            "dim": dim,
+            "metric": metric,
+            "multi_tenant": multi_tenant,
+            "metadata": orjson.loads(meta),
+        }
+        schema = pa.schema(
+            [
+                pa.field("id", pa.string()),
+                pa.field("tenant", pa.string()),
+                pa.field("vector", pa.list_(pa.float32(), dim)),
+                pa.field("text", pa.string()),
+            ],
+            metadata={_SCHEMA_KEY: orjson.dumps(info)},
+        )
+        try:
+            table = self._db.create_table(name, schema=schema, mode="create")
+        except Exception as exc:
+            err = translate_lance_error(exc, f"creating collection {name!r}")
+            if isinstance(err, Conflict):
+                return False  # created concurrently: the caller re-reads and compares
+            raise err from exc
+        with _engine(f"indexing collection {name!r}"):
+            table.create_index("text", config=FTS())
+            table.create_index("id", config=BTree())
+            if multi_tenant:
+                table.create_index("tenant", config=BTree())
+        return True
+
+    def drop_collection(self, name: str) -> None:
+        """Delete a collection and its data (no error if it does not exist)."""
+        self._check_open()
+        check_name("collection", name)
+        with self._lock:
+            self._collections.pop(name, None)
+            with _engine(f"dropping collection {name!r}"):
+                self._db.drop_table(name, ignore_missing=True)
+
+    def collections(self) -> list[str]:
+        """The names of every collection, sorted."""
+        self._check_open()
+        names: list[str] = []
+        token: str | None = None
+        with _engine("listing collections"):
+            while True:
+                page = self._db.list_tables(page_token=token)
+                names.extend(page.tables)
+                token = page.page_token
+                if not token:
+                    break
+        return sorted(names)
+
+    def describe(self, name: str) -> CollectionInfo:
+        """Dimension, metric, tenancy, row count (all tenants), metadata fields with their types
+        and the collection's metadata. :class:`NotFound` for an unknown collection."""
+        c = self._coll(name)
+        try:
+            self._refresh(c, force=True)
+        except _Recreated:
+            c = self._coll(name)
+        with _engine(f"counting {name!r}"):
+            count = int(c.table.count_rows())
+        return self._info(c, count)
+
+    @staticmethod
+    def _info(c: _Collection, count: int) -> CollectionInfo:
+        return CollectionInfo(
+            name=c.name,
+            dim=c.dim,
+            metric=c.metric,
+            count=count,
+            multi_tenant=c.multi_tenant,
+            fields=dict(sorted(c.fields.items())),
+            metadata=c.metadata,
+        )
+
+    # -------------------------------------------------------------------------------- writes
+    def upsert(self, name: str, records: Records) -> int:
+        """Insert or replace records by id (per tenant); return how many were written.
+
+        The batch is validated completely first (see :mod:`strataml.vectors.batch`); on any
+        error nothing is written. Duplicate ids in one batch: the last record wins.
+        """
+        c = self._coll(name)
+        with c.lock:
+            self._refresh(c, force=True)
+            batch = prepare_batch(
+                records,
+                dim=c.dim,
+                multi_tenant=c.multi_tenant,
+                known_fields=c.fields,
+                max_rows=self.capabilities.max_batch_rows,
+            )
+            if not batch:
+                return 0
+            with _engine(f"upserting into {name!r}"):
+                if batch.new_fields or batch.widened:
+                    self._evolve(c, batch)
+                (
+                    c.table.merge_insert(c.key)
+                    .when_matched_update_all()
+                    .when_not_matched_insert_all()
+                    .execute(self._arrow(c, batch))
+                )
+                self._maintain(c, len(batch))
+            return len(batch)
+
+    def _evolve(self, c: _Collection, batch: VectorBatch) -> None:
+        if batch.new_fields:
+            c.table.add_columns(
+                pa.schema(
+                    [
+                        pa.field(META_PREFIX + n, _ARROW[t], metadata={_TYPE_KEY: t.value.encode()})
+                        for n, t in sorted(batch.new_fields.items())
+                    ]
+                )
+            )
+        for n in sorted(batch.widened):
+            col, tmp = META_PREFIX + n, f"__widen_{n}"
+            c.table.add_columns({tmp: f"CAST(`{col}` AS DOUBLE)"})
+            c.table.drop_columns([col])
+            c.table.alter_columns({"path": tmp, "name": col})
+        self._refresh(c, force=True)
+
+    def _arrow(self, c: _Collection, batch: VectorBatch) -> pa.Table:
+        n = len(batch)
+        cols: dict[str, pa.Array] = {
+            "id": pa.array(batch.ids, pa.string()),
+            "tenant": pa.array(batch.tenants, pa.string()),
+            "vector": pa.FixedSizeListArray.from_arrays(
+                pa.array(batch.vectors.reshape(-1), pa.float32()), c.dim
+            ),
+            "text": pa.array(batch.texts, pa.string()),
+        }
+        for f in c.schema:
+            if not f.name.startswith(META_PREFIX):
+                continue
+            fname = f.name[len(META_PREFIX) :]
+            ftype = c.fields.get(fname)
+            if fname not in batch.field_types:
+                cols[f.name] = pa.nulls(n, f.type)
+                continue
+            values = [md.get(fname) for md in batch.metadata]
+            if ftype is FieldType.LIST:
+                values = [None if v is None else orjson.dumps(v).decode() for v in values]
+            try:
+                cols[f.name] = pa.array(values, f.type)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
+                raise InvalidInput(f"metadata field {fname!r}: {exc}") from exc
+        return pa.Table.from_pydict(cols, schema=c.schema)
+
+    def _maintain(self, c: _Collection, rows: int) -> None:
+        """Build the ANN index at the threshold (and retrain it as the collection grows); fold
+        new rows into the indexes and compact every so many writes."""
+        c.writes += 1
+        c.rows += rows
+        c.grown += rows
+        if rows and (not c.vector_index or c.grown >= c.trained_rows * (_RETRAIN_GROWTH - 1)):
+            count = int(c.table.count_rows())
+            if count >= max(self.index_threshold, c.trained_rows * _RETRAIN_GROWTH):
+                self._build_index(c, count)
+                return
+        if c.writes >= _OPTIMIZE_WRITES or c.rows >= _OPTIMIZE_ROWS:
+            c.table.optimize(cleanup_older_than=_KEEP_VERSIONS)
+            c.writes = c.rows = 0
+
+    def _build_index(self, c: _Collection, rows: int) -> None:
+        """IVF_FLAT with about sqrt(rows) partitions: exact distances within the probed
+        partitions (so nothing to re-rank) and the fastest build and queries of LanceDB's index
+        types at this scale (bench/bench_vectors.py)."""
+        from lancedb.index import IvfFlat
+
+        config = IvfFlat(distance_type=c.metric, num_partitions=max(1, math.isqrt(rows)))
+        c.table.create_index("vector", config=config, replace=True)
+        c.table.optimize(cleanup_older_than=_KEEP_VERSIONS)
+        c.vector_index, c.quantized, c.trained_rows = True, False, rows
+        c.writes = c.rows = c.grown = 0
+
+    def delete(self, name: str, ids: Sequence[str], *, tenant: str | None = None) -> None:
+        """Delete records by id within ``tenant`` (ids that do not exist are ignored)."""
+        c = self._coll(name)
+        tenant = check_tenant(c.multi_tenant, tenant, name)
+        keys = normalize_ids(ids)
+        if not keys:
+            return
+        with c.lock, _engine(f"deleting from {name!r}"):
+            for start in range(0, len(keys), _ID_CHUNK):
+                c.table.delete(self._id_where(tenant, keys[start : start + _ID_CHUNK]))
+            self._maintain(c, 0)
+
+    # --------------------------------------------------------------------------------- reads
+    @staticmethod
+    def _id_where(tenant: str | None, ids: Sequence[str]) -> str:
+        where = f"`id` IN ({', '.join(_literal(i) for i in ids)})"
+        return where if tenant is None else f"`tenant` = {_literal(tenant)} AND {where}"
+
+    def _columns(self, c: _Collection, include_vectors: bool) -> list[str]:
+        cols = ["id", "tenant", "text"]
+        if include_vectors:
+            cols.append("vector")
+        cols.extend(f.name for f in c.schema if f.name.startswith(META_PREFIX))
+        return cols
+
+    def get(
+        self,
+        name: str,
+        ids: Sequence[str],
+        *,
+        tenant: str | None = None,
+        include_vectors: bool = True,
+    ) -> list[VectorRecord]:
+        """The records that exist among ``ids`` (within ``tenant``), in the order of ``ids``;
+        an id asked for twice is returned once."""
+        c = self._coll(name)
+        tenant = check_tenant(c.multi_tenant, tenant, name)
+        keys = normalize_ids(ids)
+        if not keys:
+            return []
+        found: dict[str, VectorRecord] = {}
+        cols = self._columns(c, include_vectors)
+        with _engine(f"reading from {name!r}"):
+            for start in range(0, len(keys), _ID_CHUNK):
+                chunk = keys[start : start + _ID_CHUNK]
+                tbl = (
+                    c.table.search()
+                    .where(self._id_where(tenant, chunk))
+                    .select(cols)
+                    .limit(len(chunk))
+                    .to_arrow()
+                )
+                for row in self._rows(c, tbl):
+                    found[row["id"]] = VectorRecord(**row)
+        return [found[k] for k in keys if k in found]
+
+    def count(
+        self, name: str, *, filter: Mapping[str, Any] | None = None, tenant: str | None = None
+    ) -> int:
+        """How many records (within ``tenant``) match ``filter``."""
+        c = self._coll(name)
+        tenant = check_tenant(c.multi_tenant, tenant, name)
+        where = self._where(c, filter, tenant)
+        with _engine(f"counting {name!r}"):
+            return int(c.table.count_rows(where))
+
+    def _where(
+        self, c: _Collection, spec: Mapping[str, Any] | None, tenant: str | None
+    ) -> str | None:
+        parts: list[str] = []
+        if tenant is not None:
+            parts.append(f"`tenant` = {_literal(tenant)}")
+        expr = parse_filter(spec)
+        if expr is not None:
+            self._refresh(c, force=not fields_used(expr) <= set(c.fields))
+            check_types(expr, c.fields)
+            sql, _ = _LanceFilterCompiler(c.fields).compile(_coerce(expr, c.fields))
+            parts.append(sql)
+        return " AND ".join(parts) if parts else None
+
+    def search(
+        self,
+        name: str,
+        vector: VectorLike | None = None,
+        *,
+        k: int = 10,
+        text: str | None = None,
+        mode: SearchMode | None = None,
+        filter: Mapping[str, Any] | None = None,
+        tenant: str | None = None,
+        alpha: float = 0.5,
+        include_vectors: bool = False,
+    ) -> list[Hit]:
+        """Dense, keyword or hybrid search (see :class:`~strataml.protocols.VectorStore`).
+
+        The mode defaults to what was passed (vector -> dense, text -> keyword, both -> hybrid);
+        an explicit mode uses only its own inputs. The filter and tenant are applied before
+        ranking. Hybrid fuses both legs with :data:`strataml.vectors.fusion.DEFAULT_FUSION`.
+        """
+        c = self._coll(name)
+        tenant = check_tenant(c.multi_tenant, tenant, name)
+        resolved = resolve_mode(vector, text, mode, self.capabilities)
+        k = check_k(k)
+        alpha = check_alpha(alpha)
+        qv = query_vector(vector, c.dim) if resolved != "keyword" else None
+        where = self._where(c, filter, tenant)
+        with _engine(f"searching {name!r}"):
+            if resolved == "dense":
+                assert qv is not None
+                return self._dense(c, qv, k, where, include_vectors)
+            assert text is not None
+            if resolved == "keyword":
+                return self._keyword(c, text, k, where, include_vectors)
+            assert qv is not None
+            pool = candidate_pool(k)
+            # the legs run concurrently, as LanceDB's own hybrid query does
+            pending = self._executor().submit(self._keyword, c, text, pool, where, include_vectors)
+            dense = self._dense(c, qv, pool, where, include_vectors)
+            keyword = pending.result()
+            return fuse_hits(dense, keyword, alpha, k, method=DEFAULT_FUSION)
+
+    def _executor(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            with self._lock:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(4, thread_name_prefix="strataml-lancedb")
+        return self._pool
+
+    def _dense(
+        self,
+        c: _Collection,
+        qv: npt.NDArray[np.float32],
+        k: int,
+        where: str | None,
+        include_vectors: bool,
+    ) -> list[Hit]:
+        q = (
+            c.table.search(qv, vector_column_name="vector", query_type="vector")
+            .distance_type(c.metric)
+            .select([*self._columns(c, include_vectors), "_distance"])
+            .limit(k)
+        )
+        if where is not None:
+            q = q.where(where, prefilter=True)
+        if c.vector_index:
+            q = q.minimum_nprobes(self.nprobes).maximum_nprobes(0)
+            if self.refine_factor and c.quantized:
+                q = q.refine_factor(self.refine_factor)
+        tbl = q.to_arrow()
+        raw = tbl.column("_distance").to_pylist()
+        hits: list[Hit] = []
+        for row, d in zip(self._rows(c, tbl), raw, strict=True):
+            distance = self._distance(c.metric, float(d))
+            hits.append(
+                Hit(
+                    id=row["id"],
+                    score=score_from_distance(c.metric, distance),
+                    distance=distance,
+                    metric=c.metric,
+                    keyword_score=None,
+                    text=row["text"],
+                    metadata=row["metadata"],
+                    tenant=row["tenant"],
+                    vector=row.get("vector"),
+                )
+            )
+        hits.sort(key=lambda h: -h.score)
+        return hits
+
+    @staticmethod
+    def _distance(metric: str, lance: float) -> float:
+        if metric == "l2":
+            return math.sqrt(max(lance, 0.0))
+        if metric == "cosine":
+            return min(2.0, max(0.0, lance))
+        return lance - 1.0  # LanceDB's dot distance is 1 - <q, v>
+
+    def _keyword(
+        self, c: _Collection, text: str, k: int, where: str | None, include_vectors: bool
+    ) -> list[Hit]:
+        from lancedb.query import MatchQuery
+
+        match: Any = MatchQuery  # a pydantic model: its stub wants every keyword
+        q = (
+            c.table.search(match(text, "text"), query_type="fts")
+            .select([*self._columns(c, include_vectors), "_score"])
+            .limit(k)
+        )
+        if where is not None:
+            q = q.where(where, prefilter=True)
+        tbl = q.to_arrow()
+        raw = tbl.column("_score").to_pylist()
+        hits = [
+            Hit(
+                id=row["id"],
+                score=score_from_bm25(float(s)),
+                distance=None,
+                metric=None,
+                keyword_score=float(s),
+                text=row["text"],
+                metadata=row["metadata"],
+                tenant=row["tenant"],
+                vector=row.get("vector"),
+            )
+            for row, s in zip(self._rows(c, tbl), raw, strict=True)
+        ]
+        hits.sort(key=lambda h: -h.score)
+        return hits
+
+    def _rows(self, c: _Collection, tbl: pa.Table) -> list[dict[str, Any]]:
+        """Result rows as ``{id, tenant, text, metadata[, vector]}`` dicts."""
+        n = tbl.num_rows
+        ids = tbl.column("id").to_pylist()
+        tenants = tbl.column("tenant").to_pylist()
+        texts = tbl.column("text").to_pylist()
+        vectors: list[list[float]] | None = None
+        if "vector" in tbl.column_names:
+            flat = tbl.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False)
+            vectors = flat.reshape(n, c.dim).tolist()
+        metas: list[dict[str, Any]] = [{} for _ in range(n)]
+        for col in tbl.column_names:
+            if not col.startswith(META_PREFIX):
+                continue
+            fname = col[len(META_PREFIX) :]
+            ftype = c.fields.get(fname) or _fields_of(pa.schema([tbl.schema.field(col)]))[fname]
+            for i, v in enumerate(tbl.column(col).to_pylist()):
+                if v is None:
+                    continue
+                if ftype is FieldType.LIST:
+                    v = orjson.loads(v)
+                elif isinstance(v, dt.datetime):
+                    v = v.astimezone(dt.UTC)
+                metas[i][fname] = v
+        rows: list[dict[str, Any]] = []
+        for i in range(n):
+            row: dict[str, Any] = {
+                "id": ids[i],
+                "tenant": tenants[i],
+                "text": texts[i],
+                "metadata": metas[i],
+            }
+            if vectors is not None:
+                row["vector"] = vectors[i]
+            rows.append(row)
+        return rows

@@ -1,0 +1,376 @@
+"""The embedded LanceDB vector store: the contract suite plus backend-specific behaviour."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import lancedb
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from strataml.errors import (
+    ConfigError,
+    DimensionMismatch,
+    InvalidInput,
+    LimitExceeded,
+    NotFound,
+    Unavailable,
+)
+from strataml.filters import FieldType
+from strataml.local import LANCEDB, LanceDBConfig, lancedb_vectors
+from strataml.local.lancedb_vectors import LanceDBVectorStore
+from strataml.models import Hit
+from strataml.registry import StackContext
+from strataml.testing.vectors import AsyncVectorStoreTests, VectorStoreTests
+from strataml.vectors.batch import (
+    check_k,
+    normalize_ids,
+    prepare_batch,
+    query_vector,
+    resolve_mode,
+)
+from strataml.vectors.fusion import fuse, fuse_hits
+
+
+class TestLanceDBVectorStore(VectorStoreTests):
+    @pytest.fixture
+    def vector_store(self, tmp_path: Path) -> Iterator[LanceDBVectorStore]:
+        store = LanceDBVectorStore(tmp_path / "vectors")
+        yield store
+        store.close()
+
+
+class TestLanceDBAsyncVectorStore(AsyncVectorStoreTests):
+    @pytest.fixture
+    def vector_store(self, tmp_path: Path) -> Iterator[LanceDBVectorStore]:
+        store = LanceDBVectorStore(tmp_path / "vectors")
+        yield store
+        store.close()
+
+
+def _clustered(n: int, dim: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(12, dim))
+    x = centers[rng.integers(0, 12, n)] + 0.3 * rng.normal(size=(n, dim))
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_persists_across_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "v"
+    store = LanceDBVectorStore(path)
+    store.create_collection("docs", 4, "l2", multi_tenant=True, metadata={"model": "e5"})
+    at = dt.datetime(2024, 3, 1, 8, 30, tzinfo=dt.UTC)
+    store.upsert(
+        "docs",
+        [
+            {
+                "id": "a",
+                "vector": [1, 0, 0, 0],
+                "text": "the quick fox",
+                "tenant": "acme",
+                "metadata": {
+                    "n": 1,
+                    "x": 0.5,
+                    "at": at,
+                    "day": dt.date(2024, 3, 1),
+                    "tags": ["p", 2],
+                    "ok": True,
+                    "s": "v",
+                },
+            },
+            {"id": "b", "vector": [0, 1, 0, 0], "tenant": "acme", "metadata": {"x": 2}},
+        ],
+    )
+    before = store.describe("docs")
+    store.close()
+    store.close()  # idempotent
+    with pytest.raises(Unavailable):
+        store.count("docs", tenant="acme")
+
+    again = LanceDBVectorStore(path)
+    info = again.describe("docs")
+    assert info == before
+    assert (info.dim, info.metric, info.multi_tenant, info.count) == (4, "l2", True, 2)
+    assert info.metadata == {"model": "e5"}
+    assert {k: str(v) for k, v in info.fields.items()} == {
+        "n": "int",
+        "x": "float",
+        "at": "timestamp",
+        "day": "date",
+        "tags": "list",
+        "ok": "bool",
+        "s": "string",
+    }
+    (rec,) = again.get("docs", ["a"], tenant="acme")
+    assert rec.metadata == {
+        "n": 1,
+        "x": 0.5,
+        "at": at,
+        "day": dt.date(2024, 3, 1),
+        "tags": ["p", 2],
+        "ok": True,
+        "s": "v",
+    }
+    assert again.search("docs", [1, 0, 0, 0], k=1, tenant="acme")[0].id == "a"
+    assert again.search("docs", text="fox", tenant="acme")[0].id == "a"
+    with pytest.raises(InvalidInput):  # field types survive: n is still an int field
+        again.upsert(
+            "docs",
+            [{"id": "c", "vector": [0, 0, 1, 0], "tenant": "acme", "metadata": {"n": "one"}}],
+        )
+    assert again.count("docs", tenant="acme", filter={"at": {"$gte": "2024-03-01T08:00:00"}}) == 1
+    again.close()
+
+
+def test_index_built_at_threshold_keeps_results_correct(tmp_path: Path) -> None:
+    store = LanceDBVectorStore(tmp_path / "v", index_threshold=256, nprobes=4, refine_factor=5)
+    store.create_collection("big", 16, "cosine")
+    x = _clustered(600, 16, seed=1)
+    recs = [
+        {
+            "id": f"r{i}",
+            "vector": v.tolist(),
+            "text": f"doc {i}" + (" unicorn" if i == 77 else ""),
+            "metadata": {"g": i % 10},
+        }
+        for i, v in enumerate(x)
+    ]
+    store.upsert("big", recs[:200])
+    table = lancedb.connect(str(tmp_path / "v")).open_table("big")
+    assert not any(i.columns == ["vector"] for i in table.list_indices())
+    store.upsert("big", recs[200:])  # crosses the threshold: the index is built
+    table = lancedb.connect(str(tmp_path / "v")).open_table("big")
+    assert any(i.columns == ["vector"] for i in table.list_indices())
+
+    found = sum(store.search("big", x[i], k=1)[0].id == f"r{i}" for i in range(0, 600, 7))
+    assert found >= 0.95 * len(range(0, 600, 7))
+    hits = store.search("big", x[3], k=10, filter={"g": 4})
+    assert len(hits) == 10 and all(h.metadata["g"] == 4 for h in hits)
+    exact = np.argsort(-(x @ x[3]))[:10]
+    got = {int(h.id[1:]) for h in store.search("big", x[3], k=10)}
+    assert len(got & set(exact.tolist())) >= 9
+    assert store.search("big", text="unicorn")[0].id == "r77"
+
+    # rows written after the index are found at once; deleted ones disappear
+    fresh = -x[5]
+    store.upsert("big", [{"id": "fresh", "vector": fresh.tolist(), "metadata": {"g": 99}}])
+    assert store.search("big", fresh, k=1)[0].id == "fresh"
+    assert store.count("big", filter={"g": 99}) == 1
+    store.delete("big", ["r5"])
+    assert "r5" not in [h.id for h in store.search("big", x[5], k=5)]
+    assert store.describe("big").count == 600
+    store.close()
+
+
+def test_upsert_widens_int_field_and_keeps_filters(tmp_path: Path) -> None:
+    store = LanceDBVectorStore(tmp_path / "v")
+    store.create_collection("c", 2, "l2")
+    store.upsert("c", [{"id": "a", "vector": [0, 1], "metadata": {"n": 3}}])
+    assert store.count("c", filter={"n": {"$gt": 2.5}}) == 1
+    assert store.count("c", filter={"n": {"$in": [1.5, 3]}}) == 1
+    assert store.count("c", filter={"n": 3.0}) == 1
+    store.upsert("c", [{"id": "b", "vector": [1, 0], "metadata": {"n": 3.5}}])
+    assert str(store.describe("c").fields["n"]) == "float"
+    assert store.count("c", filter={"n": {"$gte": 3}}) == 2
+    assert [r.metadata["n"] for r in store.get("c", ["a", "b"])] == [3.0, 3.5]
+    store.close()
+
+
+def test_literals_are_escaped(tmp_path: Path) -> None:
+    store = LanceDBVectorStore(tmp_path / "v")
+    store.create_collection("c", 2, "l2", multi_tenant=True)
+    nasty = ["a'b", "x' OR '1'='1", "back\\slash", "ü\n%_", "`tick`"]
+    store.upsert(
+        "c",
+        [
+            {"id": s, "vector": [1, i], "tenant": s, "metadata": {"s": s}}
+            for i, s in enumerate(nasty)
+        ],
+    )
+    for s in nasty:
+        assert [r.id for r in store.get("c", [s], tenant=s)] == [s]
+        assert store.count("c", tenant=s) == 1
+        assert store.count("c", tenant=s, filter={"s": s}) == 1
+        assert store.count("c", tenant=nasty[0], filter={"s": {"$in": [s]}}) == int(s == nasty[0])
+    store.delete("c", ["x' OR '1'='1"], tenant="x' OR '1'='1")
+    assert sum(store.count("c", tenant=s) for s in nasty) == 4
+    store.close()
+
+
+def test_invalid_settings_are_config_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError):
+        LanceDBVectorStore(tmp_path, index_threshold=10)
+    with pytest.raises(ConfigError):
+        LanceDBVectorStore(tmp_path, nprobes=0)
+    with pytest.raises(ConfigError):
+        LanceDBVectorStore(tmp_path, refine_factor=0)
+
+
+def test_adapter_factory_builds_the_store(tmp_path: Path) -> None:
+    config = LanceDBConfig(path=tmp_path / "v", index_threshold=1000, nprobes=8)
+    store = LANCEDB.factories["vectors"](config, StackContext())
+    try:
+        assert isinstance(store, LanceDBVectorStore)
+        assert (store.index_threshold, store.nprobes, store.refine_factor) == (1000, 8, 5)
+        assert store.capabilities is LANCEDB.capabilities["vectors"]
+    finally:
+        store.close()
+
+
+# ------------------------------------------------------- shared helpers this adapter relies on
+keys = st.lists(st.integers(0, 30), unique=True, max_size=15)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    dense=keys, keyword=keys, alpha=st.floats(0.0, 1.0), method=st.sampled_from(["rrf", "relative"])
+)
+def test_fusion_properties(dense: list[int], keyword: list[int], alpha: float, method: str) -> None:
+    d = [(k, 1.0 - i / 20) for i, k in enumerate(dense)]
+    w = [(k, 10.0 - i) for i, k in enumerate(keyword)]
+    fused = fuse(d, w, alpha, method=method)  # type: ignore[arg-type]
+    scores = [f.score for f in fused]
+    assert all(0.0 <= s <= 1.0 for s in scores)
+    assert scores == sorted(scores, reverse=True)
+    assert len({f.key for f in fused}) == len(fused)
+    if alpha == 1.0:
+        assert [f.key for f in fused] == dense
+    elif alpha == 0.0:
+        assert [f.key for f in fused] == keyword
+    else:
+        assert {f.key for f in fused} == set(dense) | set(keyword)
+    if dense and keyword and dense[0] == keyword[0]:
+        assert fused[0].key == dense[0] and fused[0].score == pytest.approx(1.0)
+
+
+def test_fuse_hits_keeps_both_signals() -> None:
+    dense = [
+        Hit(id="a", score=0.9, distance=0.2, metric="cosine"),
+        Hit(id="b", score=0.8, distance=0.4, metric="cosine"),
+    ]
+    keyword = [Hit(id="c", score=0.7, keyword_score=2.3), Hit(id="a", score=0.5, keyword_score=1.0)]
+    fused = fuse_hits(dense, keyword, 0.5, 3)
+    assert [h.id for h in fused] == ["a", "c", "b"]
+    a = fused[0]
+    assert (a.distance, a.metric, a.keyword_score) == (0.2, "cosine", 1.0)
+    assert fused[1].distance is None and fused[1].keyword_score == 2.3
+    with pytest.raises(InvalidInput):
+        fuse_hits(dense, keyword, 1.5, 3)
+
+
+def test_prepare_batch_rules() -> None:
+    naive = dt.datetime(2024, 1, 1, 12)
+    batch = prepare_batch(
+        [
+            {"id": "a", "vector": [1, 2], "metadata": {"n": np.int64(3), "at": naive}},
+            {"id": 7, "vector": np.array([3, 4], dtype=np.float64), "text": "t"},
+            {"id": "a", "vector": [5, 6], "metadata": {"n": 2.5}},
+        ],
+        dim=2,
+        multi_tenant=False,
+        known_fields={"n": FieldType.INT},
+    )
+    assert batch.ids == ["a", "7"]  # last wins, first position kept
+    assert batch.vectors.dtype == np.float32 and batch.vectors.tolist() == [[5, 6], [3, 4]]
+    assert batch.metadata[0] == {"n": 2.5}
+    assert batch.widened == {"n": FieldType.FLOAT} and batch.new_fields == {}
+    single = prepare_batch(
+        [{"id": "a", "vector": [1, 2], "metadata": {"at": naive}}], dim=2, multi_tenant=False
+    )
+    assert single.metadata[0]["at"] == naive.replace(tzinfo=dt.UTC)
+    assert single.new_fields == {"at": FieldType.TIMESTAMP}
+    bad: list[tuple[list[dict[str, object]], type[Exception]]] = [
+        ([{"id": "a", "vector": [1, 2], "metadata": {"n": 2**70}}], InvalidInput),
+        ([{"id": "a", "vector": [1, 2], "metadata": {"l": [{"x": 1}]}}], InvalidInput),
+        ([{"id": "a", "vector": [1, 2], "metadata": {"bad.key": 1}}], InvalidInput),
+        ([{"id": "a", "vector": [1e39, 2]}], InvalidInput),
+        ([{"id": "a", "vector": [1, 2], "extra": 1}], InvalidInput),
+        ([{"id": "a", "vector": [[1, 2]]}], DimensionMismatch),
+        ([{"id": "a", "vector": [1, 2]}] * 3, LimitExceeded),
+    ]
+    for records, error in bad:
+        with pytest.raises(error):
+            prepare_batch(records, dim=2, multi_tenant=False, max_rows=2)
+    with pytest.raises(InvalidInput):
+        prepare_batch({"id": "a", "vector": [1, 2]}, dim=2, multi_tenant=False)  # type: ignore[arg-type]
+
+
+def test_query_checks() -> None:
+    assert query_vector(np.array([1, 2]), 2).dtype == np.float32
+    assert check_k(np.int64(3)) == 3
+    with pytest.raises(InvalidInput):
+        check_k(True)
+    assert resolve_mode(None, "  hi ", None) == "keyword"
+    with pytest.raises(InvalidInput):
+        resolve_mode(None, "   ", None)
+    assert resolve_mode([1.0], "text", "dense") == "dense"
+    assert normalize_ids(["a", 3, "a"]) == ["a", "3"]
+    with pytest.raises(InvalidInput):
+        normalize_ids("abc")
+
+
+def test_index_is_retrained_as_the_collection_grows(tmp_path: Path) -> None:
+    store = LanceDBVectorStore(tmp_path / "v", index_threshold=256)
+    store.create_collection("g", 8, "l2")
+    x = _clustered(1100, 8, seed=2)
+
+    def vector_index() -> str:
+        table = lancedb.connect(str(tmp_path / "v")).open_table("g")
+        (index,) = [i for i in table.list_indices() if i.columns == ["vector"]]
+        return str(index.index_uuid)
+
+    store.upsert("g", [{"id": f"r{i}", "vector": x[i].tolist()} for i in range(260)])
+    first = vector_index()
+    store.upsert("g", [{"id": f"r{i}", "vector": x[i].tolist()} for i in range(260, 400)])
+    assert vector_index() == first  # grew less than 4x: new rows are appended, not retrained
+    store.upsert("g", [{"id": f"r{i}", "vector": x[i].tolist()} for i in range(400, 1100)])
+    assert vector_index() != first  # 1100 >= 4 x 260: retrained
+    assert all(store.search("g", x[i], k=1)[0].id == f"r{i}" for i in range(0, 1100, 50))
+    store.close()
+
+
+def test_sees_collections_dropped_and_recreated_elsewhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(lancedb_vectors, "_SCHEMA_TTL_S", 0.0)  # check on every call
+    a, b = LanceDBVectorStore(tmp_path / "v"), LanceDBVectorStore(tmp_path / "v")
+    a.create_collection("x", 2, "l2")
+    a.upsert("x", [{"id": "1", "vector": [1, 2], "metadata": {"n": 1}}])
+    assert b.count("x", filter={"n": 1}) == 1
+    a.upsert("x", [{"id": "2", "vector": [2, 1], "metadata": {"m": "new field"}}])
+    assert b.count("x", filter={"m": "new field"}) == 1  # a field added by another store
+    a.drop_collection("x")
+    with pytest.raises(NotFound):
+        b.count("x")
+    a.create_collection("x", 3, "cosine")
+    assert (b.describe("x").dim, b.describe("x").metric) == (3, "cosine")
+    b.upsert("x", [{"id": "1", "vector": [1, 2, 3]}])
+    assert a.count("x") == 1
+    a.close()
+    b.close()
+
+
+def test_concurrent_writers_and_readers(tmp_path: Path) -> None:
+    store = LanceDBVectorStore(tmp_path / "v")
+    store.create_collection("c", 4, "cosine", multi_tenant=True)
+    x = _clustered(200, 4, seed=3)
+
+    def work(t: int) -> None:
+        for j in range(5):
+            ids = range(t * 50 + j * 10, t * 50 + j * 10 + 10)
+            store.upsert(
+                "c", [{"id": f"r{i}", "vector": x[i].tolist(), "tenant": f"t{t}"} for i in ids]
+            )
+            hits = store.search("c", x[t * 50], k=5, tenant=f"t{t}")
+            assert all(h.tenant == f"t{t}" for h in hits)
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(work, range(4)))
+    assert [store.count("c", tenant=f"t{t}") for t in range(4)] == [50] * 4
+    assert store.describe("c").count == 200
+    store.close()
