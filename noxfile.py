@@ -10,9 +10,8 @@ import nox
 
 nox.options.sessions = ["ci"]
 nox.options.reuse_existing_virtualenvs = True
-nox.options.error_on_missing_interpreters = False
 
-PYTHON = "3.11"
+
 ADAPTERS = ["adapters/postgres", "adapters/redis"]
 LINT_PATHS = ["src", "tests", "bench", "noxfile.py", *ADAPTERS]
 TEST_PATHS = ["tests", *(f"{a}/tests" for a in ADAPTERS)]
@@ -39,7 +38,7 @@ def _tests(session: nox.Session) -> None:
     session.run("pytest", *(session.posargs or TEST_PATHS))
 
 
-@nox.session(python=PYTHON)
+@nox.session
 def ci(session: nox.Session) -> None:
     """Everything CI checks: ruff, mypy --strict, then every test: core, the contract suite on
     the local backends, and the adapters against real PostgreSQL + pgvector and Redis servers
@@ -50,35 +49,35 @@ def ci(session: nox.Session) -> None:
     _tests(session)
 
 
-@nox.session(python=PYTHON)
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff check + ruff format --check."""
     session.install("ruff>=0.6")
     _lint(session)
 
 
-@nox.session(python=PYTHON)
+@nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on src/."""
     _install(session, "lint")
     _typecheck(session)
 
 
-@nox.session(python=PYTHON)
+@nox.session
 def tests(session: nox.Session) -> None:
     """The test suite (pass pytest arguments after --)."""
     _install(session, "test")
     _tests(session)
 
 
-@nox.session(python=PYTHON)
+@nox.session
 def demo(session: nox.Session) -> None:
     """strataml demo on the local profile."""
     _install(session)
     session.run("strataml", "demo", *session.posargs)
 
 
-@nox.session(python=PYTHON)
+@nox.session
 def bench(session: nox.Session) -> None:
     """Run every benchmark in bench/ (pass --quick after -- for a short run)."""
     _install(session, "test")

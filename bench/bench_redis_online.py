@@ -34,11 +34,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 from redis.utils import HIREDIS_AVAILABLE
-from strataml_redis import RedisConfig
-from strataml_redis.stores import RedisOnlineStore
 
 from strataml import codec
 from strataml.dev.servers import start_redis, stop
+from strataml_redis import RedisConfig
+from strataml_redis.stores import RedisOnlineStore
 
 N_ENTITIES = 10_000
 N_FEATURES = 20

@@ -2,8 +2,8 @@
 
 Values round-trip with their types: None, bool, int, float (NaN too), str, bytes, lists, and
 datetimes (returned timezone-aware, UTC). Decimals (SQL ``NUMERIC``, ``SUM`` of integers) are
-stored as ints when integral and as floats otherwise. Shared by every online adapter, so a row written
-through one backend decodes identically through another.
+stored as ints when integral and as floats otherwise. Shared by every online adapter, so a row
+written through one backend decodes identically through another.
 """
 
 from __future__ import annotations

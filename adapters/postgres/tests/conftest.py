@@ -33,5 +33,3 @@ def pg_db(pg_config: PostgresConfig) -> Iterator[Any]:
     db = database(pg_config, ctx)
     yield db
     ctx.close()
-
-

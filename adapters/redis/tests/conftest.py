@@ -9,11 +9,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+
+from strataml.dev.servers import ServerHandle, start_redis, start_redis_cluster, stop
 from strataml_redis import RedisConfig
 from strataml_redis.aio import AsyncRedisOnlineStore
 from strataml_redis.stores import RedisOnlineStore
-
-from strataml.dev.servers import ServerHandle, start_redis, start_redis_cluster, stop
 
 
 @pytest.fixture(scope="session")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from strataml_redis.aio import AsyncRedisOnlineStore
-from strataml_redis.stores import RedisOnlineStore
 
 from strataml.testing.online import AsyncOnlineStoreTests, OnlineStoreTests
+from strataml_redis.aio import AsyncRedisOnlineStore
+from strataml_redis.stores import RedisOnlineStore
 
 
 class TestRedisOnlineContract(OnlineStoreTests):

@@ -15,11 +15,6 @@ import pytest
 import redis
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from strataml_redis import ONLINE_CAPS, REDIS, REDIS_CLUSTER, RedisConfig
-from strataml_redis._core import expire_at_ms
-from strataml_redis.aio import AsyncRedisOnlineStore
-from strataml_redis.keys import MARKER, KeyLayout
-from strataml_redis.stores import RedisOnlineStore
 
 from strataml import codec
 from strataml.dev.servers import ServerHandle, free_port, start_redis, stop
@@ -28,6 +23,11 @@ from strataml.local.lmdb_online import LMDBOnlineStore
 from strataml.registry import StackContext, get_adapter
 from strataml.stack import open_stack
 from strataml.testing.online import VALUE_SAMPLES, same_value
+from strataml_redis import ONLINE_CAPS, REDIS, REDIS_CLUSTER, RedisConfig
+from strataml_redis._core import expire_at_ms
+from strataml_redis.aio import AsyncRedisOnlineStore
+from strataml_redis.keys import MARKER, KeyLayout
+from strataml_redis.stores import RedisOnlineStore
 
 UTC = dt.UTC
 SECRET = "s3cr3t-Pa55word"

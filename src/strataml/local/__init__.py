@@ -145,7 +145,9 @@ class LanceDBConfig(AdapterConfig):
     type: Literal["lancedb"] = "lancedb"
     path: Path
     index_threshold: int = Field(
-        default=50_000, ge=256, description="build an ANN index once a collection has this many rows"
+        default=50_000,
+        ge=256,
+        description="build an ANN index once a collection has this many rows",
     )
     nprobes: int = Field(default=20, ge=1)
     refine_factor: int | None = Field(

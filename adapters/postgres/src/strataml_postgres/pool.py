@@ -29,13 +29,15 @@ class PgDatabase:
     def __init__(self, config: PostgresConfig) -> None:
         self.config = config
         self.schema = config.schema_name
-        options = f"-c search_path={self.schema},public"
+        # UTC sessions: timestamps render and compare the same whatever the server's zone
+        options = f"-c search_path={self.schema},public -c TimeZone=UTC"
         if config.statement_timeout_ms:
             options += f" -c statement_timeout={config.statement_timeout_ms}"
         self._kwargs: dict[str, Any] = {
             "connect_timeout": int(max(1, config.connect_timeout_s)),
             "application_name": config.application_name,
             "options": options,
+            "client_encoding": "utf8",
         }
         self._pool: ConnectionPool | None = None
         self._lock = threading.Lock()
@@ -57,8 +59,16 @@ class PgDatabase:
             try:
                 pool.open(wait=True, timeout=self.config.connect_timeout_s)
                 with pool.connection() as conn:
+                    # concurrent CREATE SCHEMA IF NOT EXISTS can fail on the catalog's unique
+                    # index: serialise the creators (a transaction-scoped advisory lock)
                     conn.execute(
-                        sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema))
+                        "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                        ("strataml:schema\x1f" + self.schema,),
+                    )
+                    conn.execute(
+                        sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+                            sql.Identifier(self.schema)
+                        )
                     )
             except PoolTimeout as exc:
                 pool.close()
@@ -66,7 +76,7 @@ class PgDatabase:
                     f"cannot connect to PostgreSQL at {self._where()} within "
                     f"{self.config.connect_timeout_s:g} s: is the server running, is the URL right?"
                 ) from exc
-            except Exception as exc:  # noqa: BLE001 - every failure becomes a strataml error
+            except Exception as exc:
                 pool.close()
                 raise translate(exc, "connecting to PostgreSQL") from exc
             self._pool = pool
@@ -85,8 +95,35 @@ class PgDatabase:
                 yield conn
         except StrataError:
             raise
-        except (psycopg.Error, OSError, PoolTimeout) as exc:
+        except PoolTimeout as exc:
+            raise self._timeout(pool, what) from exc
+        except (psycopg.Error, OSError) as exc:
             raise translate(exc, what) from exc
+
+    def _reachable(self) -> bool:
+        """Whether a fresh connection to the server can be opened right now."""
+        try:
+            with psycopg.connect(
+                self.config.url.get_secret_value(),
+                **{**self._kwargs, "connect_timeout": max(1, int(self.config.connect_timeout_s))},
+            ):
+                return True
+        except (psycopg.Error, OSError):
+            return False
+
+    def _timeout(self, pool: ConnectionPool, what: str) -> Unavailable:
+        """Say whether the pool was exhausted or the server could not be reached."""
+        timeout = self.config.pool_timeout_s
+        if self._reachable():
+            return Unavailable(
+                f"{what}: all {self.config.pool_max_size} pooled connections stayed busy for "
+                f"{timeout:g} s (pool exhausted); raise pool_max_size or pool_timeout_s, lower "
+                "the concurrency, or finish or close open scans and readers"
+            )
+        return Unavailable(
+            f"{what}: no connection to PostgreSQL at {self._where()} within {timeout:g} s; "
+            "is the server running and reachable?"
+        )
 
     def close(self) -> None:
         with self._lock:
