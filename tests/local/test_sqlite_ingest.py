@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import multiprocessing as mp
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -187,14 +189,21 @@ def test_threads_write_while_a_reader_pages(store: SQLiteIngestStore) -> None:
     assert store.count("ev") == len(expected)
 
 
-def _process_writer(path: str, batches: int, size: int) -> None:
-    store = SQLiteIngestStore(path, busy_timeout_ms=30_000)
-    try:
-        for b in range(batches):
-            store.write_batch("ev", _keyed("proc", b, size), key_field="id")
-            store.write_batch("ev", _keyed("proc", b, size), key_field="id")  # retry: no-op
-    finally:
-        store.close()
+# runs in a separate interpreter (not a fork): a second process on the same database file
+_PROCESS_WRITER = """
+import sys
+from strataml.local.sqlite_ingest import SQLiteIngestStore
+
+path, batches, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+store = SQLiteIngestStore(path, busy_timeout_ms=30_000)
+try:
+    for b in range(batches):
+        rows = [{"id": f"proc-{b}-{i}", "w": "proc"} for i in range(size)]
+        store.write_batch("ev", rows, key_field="id")
+        store.write_batch("ev", rows, key_field="id")  # retry: no-op
+finally:
+    store.close()
+"""
 
 
 def test_second_process_writes_to_the_same_file(db: Path) -> None:
@@ -202,14 +211,13 @@ def test_second_process_writes_to_the_same_file(db: Path) -> None:
     store = SQLiteIngestStore(db, busy_timeout_ms=30_000)
     try:
         store.write("ev", {"id": "start", "w": "main"})
-        proc = mp.get_context("spawn").Process(
-            target=_process_writer, args=(str(db), batches, size)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _PROCESS_WRITER, str(db), str(batches), str(size)]
         )
-        proc.start()
         seen: list[IngestedRecord] = []
         cursor = None
         b = 0
-        while proc.is_alive() or b < batches:
+        while proc.poll() is None or b < batches:
             if b < batches:
                 store.write_batch("ev", _keyed("main", b, size), key_field="id")
                 b += 1
@@ -217,9 +225,8 @@ def test_second_process_writes_to_the_same_file(db: Path) -> None:
             seen.extend(page.records)
             cursor = page.cursor or cursor
             if b >= batches:
-                proc.join(timeout=0.05)
-        proc.join(timeout=60)
-        assert proc.exitcode == 0
+                time.sleep(0.05)
+        assert proc.wait(timeout=60) == 0
         seen.extend(read_all(store, "ev", after=cursor))
         expected = {"start"} | {
             r["id"] for w in ("main", "proc") for b in range(batches) for r in _keyed(w, b, size)
