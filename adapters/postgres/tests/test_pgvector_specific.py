@@ -85,7 +85,7 @@ def _vecs(n: int, dim: int = 8, seed: int = 0) -> np.ndarray:
 
 def _table(raw: psycopg.Connection[Any], name: str) -> str:
     row = raw.execute(
-        "SELECT table_name FROM strataml_vector_collections WHERE name = %s", (name,)
+        "SELECT table_name FROM _strataml_vector_collections WHERE name = %s", (name,)
     ).fetchone()
     assert row is not None
     return str(row[0])
@@ -328,7 +328,7 @@ def test_timestamp_fields_accept_iso_strings(store: PgVectorStore) -> None:
 # ------------------------------------------------------------------------------ injection
 _PAYLOADS = [
     "x' OR '1'='1",
-    "'; DROP TABLE strataml_vector_collections; --",
+    "'; DROP TABLE _strataml_vector_collections; --",
     "\\'; SELECT pg_sleep(10); --",
     '"; DELETE FROM x; --',
     "%s%s%(x)s",
@@ -338,7 +338,7 @@ _PAYLOADS = [
 
 
 def _intact(raw: psycopg.Connection[Any], store: PgVectorStore, name: str, n: int) -> None:
-    assert raw.execute("SELECT count(*) FROM strataml_vector_collections").fetchone() is not None
+    assert raw.execute("SELECT count(*) FROM _strataml_vector_collections").fetchone() is not None
     assert store.count(name) == n
 
 
@@ -401,7 +401,7 @@ def test_injection_through_tenants_ids_names_and_text_is_inert(
         with pytest.raises(InvalidInput):
             store.describe(p)
     assert [r.id for r in store.get("injt", ["secret"], tenant="victim")] == ["secret"]
-    assert raw.execute("SELECT count(*) FROM strataml_vector_collections").fetchone() == (1,)
+    assert raw.execute("SELECT count(*) FROM _strataml_vector_collections").fetchone() == (1,)
     assert sum(store.count("injt", tenant=t) for t in ["victim", *_PAYLOADS]) == len(_PAYLOADS) + 1
 
 
@@ -511,7 +511,7 @@ def test_high_dimensions(
     data = _vecs(12, dim, seed=dim)
     store.upsert(name, [{"id": str(i), "vector": v} for i, v in enumerate(data)])
     row = raw.execute(
-        "SELECT index_kind FROM strataml_vector_collections WHERE name = %s", (name,)
+        "SELECT index_kind FROM _strataml_vector_collections WHERE name = %s", (name,)
     ).fetchone()
     assert row == (kind,)
     indexes = {

@@ -48,6 +48,7 @@ VECTORS_CAPS = Capabilities(
     hybrid=True,
     metrics=frozenset({"cosine", "l2", "dot"}),
     tenants=True,
+    async_api=True,
     transactions=True,
     max_dim=16_000,
     max_batch_rows=100_000,
@@ -75,7 +76,15 @@ def _training(config: PostgresConfig, ctx: StackContext) -> Any:
 def _vectors(config: PostgresConfig, ctx: StackContext) -> Any:
     from strataml_postgres.vectors import PgVectorStore
 
-    return PgVectorStore(database(config, ctx))
+    return PgVectorStore(
+        database(config, ctx),
+        ef_search=config.hnsw_ef_search,
+        hnsw_m=config.hnsw_m,
+        hnsw_ef_construction=config.hnsw_ef_construction,
+        iterative_scan=config.hnsw_iterative_scan,
+        max_scan_tuples=config.hnsw_max_scan_tuples,
+        build_memory=config.hnsw_build_memory,
+    )
 
 
 POSTGRES = Adapter(

@@ -25,5 +25,12 @@ class PostgresConfig(AdapterConfig):
     connect_timeout_s: float = Field(default=10.0, gt=0)
     statement_timeout_ms: int = Field(default=0, ge=0, description="0 = no limit")
     application_name: str = "strataml"
+    # pgvector (type = "pgvector") only
+    hnsw_m: int = Field(default=16, ge=2, le=100)
+    hnsw_ef_construction: int = Field(default=64, ge=4, le=1000)
+    hnsw_ef_search: int = Field(default=100, ge=1, le=1000)
+    hnsw_iterative_scan: Literal["relaxed_order", "strict_order", "off"] = "relaxed_order"
+    hnsw_max_scan_tuples: int = Field(default=20_000, ge=1)
+    hnsw_build_memory: str | None = Field(default="512MB", pattern=r"^\d+(kB|MB|GB)$")
 
     model_config = AdapterConfig.model_config | {"populate_by_name": True}

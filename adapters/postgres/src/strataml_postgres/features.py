@@ -69,8 +69,6 @@ __all__ = ["PostgresFeatureStore"]
 VIEWS = "_strataml_views"
 CHECKPOINTS = "_strataml_checkpoints"
 INTERNAL_PREFIX = "_strataml"
-#: The pgvector store's collection registry (strataml_postgres.vector_schema.REGISTRY).
-VECTOR_REGISTRY = "strataml_vector_collections"
 _LABELS = "_strataml_labels"
 _ROW = "_strataml_row"
 _LTS = "_strataml_lts"
@@ -315,14 +313,6 @@ class PostgresFeatureStore:
                 (self._schema, INTERNAL_PREFIX),
             ).fetchall()
             names = {str(r[0]) for r in rows}
-            if VECTOR_REGISTRY in names:
-                names.discard(VECTOR_REGISTRY)
-                listed = conn.execute(
-                    sql.SQL("SELECT table_name FROM {}").format(
-                        qname(self._schema, VECTOR_REGISTRY)
-                    )
-                ).fetchall()
-                names -= {str(r[0]) for r in listed}
         return sorted(names)
 
     # -------------------------------------------------------------------------------- views

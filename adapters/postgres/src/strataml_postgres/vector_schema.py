@@ -2,10 +2,10 @@
 
 Layout (in the adapter's schema)
 --------------------------------
-``strataml_vector_collections``
+``_strataml_vector_collections``
     The registry: one row per collection with its table, dimension, metric, tenancy, index
     kind, tracked metadata field types and user metadata.
-``vec_<name>_<generation>``
+``_strataml_v_<name>_<generation>``
     One table per collection::
 
         tenant    text COLLATE "C" NOT NULL DEFAULT ''   -- '' in single-tenant collections
@@ -60,7 +60,7 @@ __all__ = [
     "temporal_fields",
 ]
 
-REGISTRY: Final = "strataml_vector_collections"
+REGISTRY: Final = "_strataml_vector_collections"
 HNSW_MAX_DIM: Final = 2000
 HALFVEC_MAX_DIM: Final = 4000
 VECTOR_MAX_DIM: Final = 16000
@@ -92,8 +92,9 @@ def index_kind_for(dim: int) -> IndexKind:
 
 
 def new_table_name(name: str) -> str:
-    """``vec_<name (first 40 chars)>_<8 hex>``: at most 53 bytes, room for index suffixes."""
-    return f"vec_{name[:40]}_{secrets.token_hex(4)}"
+    """``_strataml_v_<name (first 30 chars)>_<8 hex>``: at most 51 bytes, room for index
+    suffixes; the ``_strataml`` prefix keeps it out of the feature store's table listing."""
+    return f"_strataml_v_{name[:30]}_{secrets.token_hex(4)}"
 
 
 @dataclass(frozen=True)
