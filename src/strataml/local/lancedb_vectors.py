@@ -131,9 +131,13 @@ _ARROW: Final[dict[FieldType, pa.DataType]] = {
     FieldType.LIST: pa.string(),
 }
 _ID_CHUNK: Final = 4096
-#: Fold unindexed rows into the indexes and compact after this many writes / rows.
+#: Fold unindexed rows into the indexes and compact after this many writes / rows. Rows the
+#: indexes do not cover yet are searched exhaustively (keyword search tokenizes them on every
+#: query), so a bulk load is folded in once the unindexed rows reach a fifth of the collection
+#: (at least _OPTIMIZE_MIN_ROWS): O(log n) optimizes while a collection is loaded.
 _OPTIMIZE_WRITES: Final = 64
 _OPTIMIZE_ROWS: Final = 50_000
+_OPTIMIZE_MIN_ROWS: Final = 256
 #: Old table versions are removed by ``optimize`` once they are this old.
 _KEEP_VERSIONS: Final = dt.timedelta(hours=1)
 #: Other processes' writes (and cached schemas, collection handles) are re-checked after this
@@ -282,6 +286,7 @@ class _Collection:
     writes: int = 0  # since the last optimize
     rows: int = 0  # rows written since the last optimize
     grown: int = 0  # rows written since the ANN index was (re)trained
+    optimized_rows: int = 0  # the collection's size at the last optimize
 
     @property
     def key(self) -> list[str]:
@@ -707,9 +712,11 @@ class LanceDBVectorStore:
             if count >= max(self.index_threshold, c.trained_rows * _RETRAIN_GROWTH):
                 self._build_index(c, count)
                 return
-        if c.writes >= _OPTIMIZE_WRITES or c.rows >= _OPTIMIZE_ROWS:
+        unindexed_limit = min(_OPTIMIZE_ROWS, max(_OPTIMIZE_MIN_ROWS, c.optimized_rows // 5))
+        if c.writes >= _OPTIMIZE_WRITES or c.rows >= unindexed_limit:
             c.table.optimize(cleanup_older_than=_KEEP_VERSIONS)
             c.writes = c.rows = 0
+            c.optimized_rows = int(c.table.count_rows())
 
     def _build_index(self, c: _Collection, rows: int) -> None:
         """IVF_FLAT with about sqrt(rows) partitions: exact distances within the probed
@@ -722,6 +729,7 @@ class LanceDBVectorStore:
         c.table.optimize(cleanup_older_than=_KEEP_VERSIONS)
         c.vector_index, c.quantized, c.trained_rows = True, False, rows
         c.writes = c.rows = c.grown = 0
+        c.optimized_rows = rows
 
     def delete(self, name: str, ids: Sequence[str], *, tenant: str | None = None) -> None:
         """Delete records by id within ``tenant`` (ids that do not exist are ignored)."""
