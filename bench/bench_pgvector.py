@@ -34,6 +34,7 @@ from pgvector.psycopg import register_vector
 from strataml.dev.servers import start_postgres, stop
 from strataml.registry import StackContext
 from strataml_postgres import PostgresConfig, database
+from strataml_postgres.vector_schema import REGISTRY
 from strataml_postgres.vectors import PgVectorStore
 
 DIM = 384
@@ -121,7 +122,9 @@ def main() -> None:
         raw.execute(f"SET hnsw.ef_search = {EF_SEARCH}")
         raw.execute("SET hnsw.iterative_scan = relaxed_order")
         row = raw.execute(
-            "SELECT table_name FROM strataml_vector_collections WHERE name = 'docs'"
+            psycopg.sql.SQL("SELECT table_name FROM {} WHERE name = 'docs'").format(
+                psycopg.sql.Identifier(REGISTRY)
+            )
         ).fetchone()
         assert row is not None
         table = psycopg.sql.Identifier(row[0]).as_string(raw)

@@ -38,7 +38,7 @@ from strataml.local.duckdb_training import DuckDBTrainingSource
 
 N_COLS = 10
 BATCH = 65_536
-RUNS = 3
+RUNS = 9
 
 
 def peak_rss_mb() -> float:

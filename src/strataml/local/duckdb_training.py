@@ -752,7 +752,8 @@ class DuckDBTrainingSource:
             raise translate_duckdb_error(exc, f"scanning {what}") from exc
         try:
             cur.execute("SET TimeZone = 'UTC'")
-            reader = cur.sql(sql, params=params).to_arrow_reader(batch_size)
+            # no parameters: run unprepared (a prepared statement costs a few % on full scans)
+            reader = cur.sql(sql, params=params or None).to_arrow_reader(batch_size)
             first = self._next(reader, what, src.is_query)  # errors surface from scan()
         except duckdb.Error as exc:
             cur.close()

@@ -133,8 +133,9 @@ _ARROW: Final[dict[FieldType, pa.DataType]] = {
 _ID_CHUNK: Final = 4096
 #: Fold unindexed rows into the indexes and compact after this many writes / rows. Rows the
 #: indexes do not cover yet are searched exhaustively (keyword search tokenizes them on every
-#: query), so a bulk load is folded in once the unindexed rows reach a fifth of the collection
-#: (at least _OPTIMIZE_MIN_ROWS): O(log n) optimizes while a collection is loaded.
+#: query), so a bulk load is also folded in whenever the unindexed rows reach the indexed ones
+#: (at least _OPTIMIZE_MIN_ROWS): the collection doubles between optimizes, O(log n) of them
+#: while it is loaded, and at most half of a growing collection is ever searched exhaustively.
 _OPTIMIZE_WRITES: Final = 64
 _OPTIMIZE_ROWS: Final = 50_000
 _OPTIMIZE_MIN_ROWS: Final = 256
@@ -712,7 +713,7 @@ class LanceDBVectorStore:
             if count >= max(self.index_threshold, c.trained_rows * _RETRAIN_GROWTH):
                 self._build_index(c, count)
                 return
-        unindexed_limit = min(_OPTIMIZE_ROWS, max(_OPTIMIZE_MIN_ROWS, c.optimized_rows // 5))
+        unindexed_limit = min(_OPTIMIZE_ROWS, max(_OPTIMIZE_MIN_ROWS, c.optimized_rows))
         if c.writes >= _OPTIMIZE_WRITES or c.rows >= unindexed_limit:
             c.table.optimize(cleanup_older_than=_KEEP_VERSIONS)
             c.writes = c.rows = 0

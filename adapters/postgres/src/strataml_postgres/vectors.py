@@ -24,7 +24,8 @@
   (English stemming and stop words, ``plainto_tsquery``). The raw rank is ``keyword_score`` and
   ``score = rank / (1 + rank)`` as the contract asks of BM25; its scale differs from BM25's.
 * **Hybrid** fetches ``candidate_pool(k)`` dense and keyword candidates in one ``UNION ALL``
-  statement and fuses them with :func:`strataml.vectors.fusion.fuse_hits` (weighted RRF).
+  statement and fuses them with :func:`strataml.vectors.fusion.fuse_hits` (the default method,
+  relative-score fusion).
 """
 
 from __future__ import annotations
