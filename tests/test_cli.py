@@ -54,3 +54,21 @@ def test_demo_runs_all_five_stages(tmp_path: Path):
     # data persisted in the directory it was given
     assert (tmp_path / "ingest.sqlite").exists()
     assert (tmp_path / "offline.duckdb").exists()
+
+
+def test_contract_command_runs_the_suite_on_a_profile(tmp_path: Path):
+    """`strataml contract local`: the packaged contract suite against a configured stack."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "strataml.cli", "contract", "local", "-p", "no:cacheprovider"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=900,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert " passed" in proc.stdout
+    assert "failed" not in proc.stdout.splitlines()[-1]

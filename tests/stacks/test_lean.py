@@ -69,3 +69,23 @@ def test_dev_up_rejects_a_profile_without_servers(tmp_path: Path):
     out = CliRunner().invoke(main, ["dev", "up", "local", "--data-dir", str(tmp_path)])
     assert out.exit_code == 2
     assert "needs no server" in out.output
+
+
+def test_contract_command_passes_on_lean(lean_servers: dict[str, str], tmp_path: Path):
+    """`strataml contract lean`: every protocol's contract on PostgreSQL + pgvector and Redis."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, **{k: v for k, v in lean_servers.items() if k != "data_dir"}}
+    proc = subprocess.run(
+        [sys.executable, "-m", "strataml.cli", "contract", "lean", "-p", "no:cacheprovider"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=900,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert " passed" in proc.stdout

@@ -20,16 +20,9 @@ from strataml_postgres.training import PostgresTrainingSource
 
 
 class TestPostgresTrainingContract(TrainingSourceTests):
-    datasets_schema = ""
-
-    def dataset_sql(self, name: str) -> str:
-        """SQL sources read a dataset's latest version from the ``<schema>_datasets`` schema."""
-        return f'"{self.datasets_schema}"."{name}"'
-
     @pytest.fixture
     def training_source(self, pg_db: PgDatabase) -> Iterator[PostgresTrainingSource]:
         source = PostgresTrainingSource(pg_db)
-        self.datasets_schema = source.datasets_schema
         yield source
         source.close()
 
@@ -230,3 +223,21 @@ def test_decimals_round_trip_through_binary_numeric(
             for v in table.column("d").to_pylist()
         ]
     assert text.column("t").to_pylist() == want
+
+
+def test_datasets_are_named_portably_in_sql_sources(pg_db: PgDatabase) -> None:
+    """`datasets.<name>` works as on every backend; the schema-qualified view works too."""
+    source = PostgresTrainingSource(pg_db)
+    try:
+        source.write("clicks", pa.table({"label": [1, 0, 1], "x": [1.0, 2.0, 3.0]}))
+        portable = source.scan(
+            "WITH d AS (SELECT label FROM datasets.clicks) SELECT label, count(*) AS n "
+            "FROM d GROUP BY label ORDER BY label"
+        ).read_all()
+        assert portable.to_pylist() == [{"label": 0, "n": 1}, {"label": 1, "n": 2}]
+        direct = source.scan(f'SELECT count(*) AS n FROM "{source.datasets_schema}"."clicks"')
+        assert direct.read_all().to_pylist() == [{"n": 3}]
+        with pytest.raises(NotFound):
+            source.scan("SELECT * FROM datasets.nope").read_all()
+    finally:
+        source.close()

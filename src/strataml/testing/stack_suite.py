@@ -1,13 +1,14 @@
 """The contract suite against a configured stack: ``strataml contract PROFILE``.
 
-Each protocol's mixin runs against the store the profile configures for that role. Embedded
-backends get a temporary ``data_dir``; server backends are used as configured, with uniquely
-named streams, tables, views and collections.
+Each protocol's mixin runs against the store the profile configures for that role, through a
+fresh stack per test. Embedded backends get a temporary ``data_dir``; server backends are used
+as configured, with uniquely named streams, tables, views and collections.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,12 +22,11 @@ from strataml.testing.training import TrainingSourceTests
 from strataml.testing.vectors import AsyncVectorStoreTests, VectorStoreTests
 
 
-@pytest.fixture(scope="module")
-def stack(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Any]:
+@pytest.fixture
+def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """A fresh stack per test (stores connect lazily): some contract tests close their store."""
     profile = profile_option(request.config) or "local"
-    with strataml.open(profile, data_dir=tmp_path_factory.mktemp("stack")) as opened:
+    with strataml.open(profile, data_dir=tmp_path) as opened:
         yield opened
 
 

@@ -9,7 +9,8 @@ Layout (in the configured schema ``S``)
 * ``S._strataml_ds_<id>`` -- one table per version, written once in one transaction by binary
   ``COPY``, with a ``_row bigint`` ordinal (0, 1, ... in write order) and a BRIN index on it.
 * ``"S_datasets"."<name>"`` -- a view of each dataset's latest version (without ``_row``), for SQL
-  sources: ``scan('SELECT label, count(*) FROM "S_datasets"."clicks" GROUP BY label')``.
+  sources, which name it portably as ``datasets.<name>`` (rewritten to this schema):
+  ``scan('SELECT label, count(*) FROM datasets.clicks GROUP BY label')``.
 
 Scans
 -----
@@ -596,8 +597,28 @@ class PostgresTrainingSource:
             is_query=False,
         )
 
+    def _portable_names(self, text: str) -> str:
+        """Point ``datasets.<name>`` (the portable way to name a dataset in a SQL source, the
+        same on every backend) at this store's ``"<schema>_datasets"`` views."""
+        if not re.search(r'\bdatasets"?\s*\.', text, re.I):
+            return text
+        import sqlglot
+        from sqlglot import exp
+        from sqlglot.errors import ParseError
+
+        try:
+            tree = sqlglot.parse_one(text, read="postgres")
+        except ParseError as exc:
+            raise SchemaError(f"query does not parse: {str(exc).splitlines()[0]}") from exc
+        changed = False
+        for table in tree.find_all(exp.Table):
+            if table.db.lower() == "datasets" and not table.catalog:
+                table.set("db", exp.to_identifier(self.datasets_schema, quoted=True))
+                changed = True
+        return tree.sql(dialect="postgres") if changed else text
+
     def _query_source(self, query: str) -> _Source:
-        text = query.strip().rstrip(";").strip()
+        text = self._portable_names(query.strip().rstrip(";").strip())
         relation = sql.SQL("({}) AS {}").format(user_sql(text), ident(_Q))
         try:
             with self._db.connection("query") as conn:
