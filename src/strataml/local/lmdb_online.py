@@ -44,8 +44,6 @@ import lmdb
 import pyarrow as pa
 
 from strataml import codec
-from strataml._time import parse_event_time, to_micros
-from strataml.arrowutil import as_table
 from strataml.capabilities import Capabilities
 from strataml.errors import (
     BackendError,
@@ -56,6 +54,13 @@ from strataml.errors import (
     SchemaError,
     StrataError,
     Unavailable,
+)
+from strataml.online_rows import (
+    entity_columns,
+    features_arg,
+    normalize_rows,
+    to_batch,
+    ttl_micros,
 )
 
 __all__ = ["LMDBOnlineStore"]
@@ -75,7 +80,6 @@ _VIEW_ID = struct.Struct(">Q")
 _PREFIX_SIZE = _VIEW_ID.size
 _MAX_VIEW_NAME_BYTES = 255
 _WRITE_RETRIES = 5
-_PLAIN = frozenset({type(None), bool, int, float, str, bytes, dt.datetime})
 _CORRUPT = (lmdb.InvalidError, lmdb.VersionMismatchError, lmdb.CorruptedError)
 
 
@@ -125,30 +129,6 @@ def _name_key(view: Any) -> bytes:
     return key
 
 
-def _entity_columns(entities: Any) -> tuple[str, ...]:
-    if isinstance(entities, str) or not isinstance(entities, Sequence):
-        raise InvalidInput(f"entities= is a list of column names, got {entities!r}")
-    cols = tuple(entities)
-    if not cols:
-        raise InvalidInput("entities= must name at least one entity column")
-    for c in cols:
-        if not isinstance(c, str) or not c:
-            raise InvalidInput(f"entity column names are non-empty strings, got {c!r}")
-    if len(set(cols)) != len(cols):
-        raise InvalidInput(f"entities= names a column twice: {list(cols)}")
-    return cols
-
-
-def _ttl_micros(ttl: Any) -> int | None:
-    if ttl is None:
-        return None
-    if not isinstance(ttl, dt.timedelta):
-        raise InvalidInput(f"ttl must be a datetime.timedelta, got {type(ttl).__name__}")
-    if ttl <= dt.timedelta(0):
-        raise InvalidInput(f"ttl must be positive, got {ttl}")
-    return (ttl.days * 86_400 + ttl.seconds) * 1_000_000 + ttl.microseconds
-
-
 def _bad_entity(view: _View, entity: Any) -> InvalidInput:
     if not isinstance(entity, Mapping):
         return InvalidInput(
@@ -177,143 +157,6 @@ def _key_of(view: _View, entity: Any) -> bytes:
         return view.prefix + codec.encode_key(values)
     except InvalidInput as exc:
         raise InvalidInput(f"view {view.name!r}: {exc}") from exc
-
-
-def _features_arg(features: Any) -> Sequence[str] | None:
-    if features is None:
-        return None
-    if isinstance(features, str) or not isinstance(features, Sequence):
-        raise InvalidInput(f"features= is a list of feature names or None, got {features!r}")
-    return features
-
-
-def _check_nested(value: Any, where: str) -> None:
-    """Reject maps with non-string keys anywhere in a value (they could not be read back)."""
-    if isinstance(value, Mapping):
-        for k, v in value.items():
-            if not isinstance(k, str):
-                raise InvalidInput(f"{where}: nested map keys must be strings, got {k!r}")
-            if type(v) not in _PLAIN:
-                _check_nested(v, f"{where}.{k}")
-    elif isinstance(value, list | tuple) and not _PLAIN.issuperset(map(type, value)):
-        for i, v in enumerate(value):
-            _check_nested(v, f"{where}[{i}]")
-
-
-# ----------------------------------------------------------------------------------- batches
-class _Batch:
-    """Rows split into entity key columns, feature dicts and event times (micros since epoch)."""
-
-    __slots__ = ("event_us", "features", "key_columns", "n")
-
-    def __init__(
-        self,
-        n: int,
-        key_columns: list[list[Any]],
-        features: Iterable[dict[str, Any]],
-        event_us: list[int] | None,
-    ) -> None:
-        self.n = n
-        self.key_columns = key_columns
-        self.features = features
-        self.event_us = event_us
-
-
-def _event_micros(values: Iterable[Any], where: str) -> list[int]:
-    out: list[int] = []
-    for i, value in enumerate(values):
-        if value is None:
-            raise InvalidInput(f"{where}: row {i}: the event time is null")
-        try:
-            out.append(to_micros(parse_event_time(value, f"{where}: row {i}: event time")))
-        except OverflowError as exc:
-            raise InvalidInput(f"{where}: row {i}: event time {value!r} is out of range") from exc
-    return out
-
-
-def _arrow_batch(
-    table: pa.Table, order: tuple[str, ...], event_time: str | None, where: str
-) -> _Batch:
-    names = table.column_names
-    if len(set(names)) != len(names):
-        raise InvalidInput(f"{where}: duplicate column names {names}")
-    missing = [c for c in order if c not in names]
-    if missing:
-        raise InvalidInput(f"{where}: entity columns {missing} are not in the data ({names})")
-    if event_time is not None and event_time not in names:
-        raise InvalidInput(f"{where}: event_time column {event_time!r} is not in the data")
-    ent = set(order)
-    feature_names = [c for c in names if c not in ent]
-    key_columns = [table.column(c).to_pylist() for c in order]
-    n = table.num_rows
-    features: Iterable[dict[str, Any]]
-    if feature_names:
-        cols = [table.column(c).to_pylist() for c in feature_names]
-        features = (dict(zip(feature_names, vals, strict=True)) for vals in zip(*cols, strict=True))
-    else:
-        features = ({} for _ in range(n))
-    event_us: list[int] | None = None
-    if event_time is not None:
-        col = table.column(event_time)
-        if pa.types.is_timestamp(col.type):
-            if col.null_count:
-                raise InvalidInput(f"{where}: the event_time column {event_time!r} has nulls")
-            # stored ints are UTC instants (tz-aware) or UTC wall times (naive): micros either way
-            micros = col.cast(pa.timestamp("us", tz=col.type.tz), safe=False).cast(pa.int64())
-            event_us = micros.to_pylist()
-        else:
-            event_us = _event_micros(col.to_pylist(), where)
-    return _Batch(n, key_columns, features, event_us)
-
-
-def _row_batch(
-    rows: Iterable[Any], order: tuple[str, ...], event_time: str | None, where: str
-) -> _Batch:
-    ent = frozenset(order)
-    key_columns: list[list[Any]] = [[] for _ in order]
-    features: list[dict[str, Any]] = []
-    events: list[Any] = []
-    i = -1
-    for i, row in enumerate(rows):
-        if not isinstance(row, Mapping):
-            raise InvalidInput(f"{where}: row {i} is a {type(row).__name__}, not a mapping")
-        for col, values in zip(order, key_columns, strict=True):
-            try:
-                values.append(row[col])
-            except KeyError:
-                raise InvalidInput(f"{where}: row {i} lacks entity column {col!r}") from None
-        feats: dict[str, Any] = {}
-        for k, v in row.items():
-            if k in ent:
-                continue
-            if not isinstance(k, str):
-                raise InvalidInput(f"{where}: row {i}: feature names are strings, got {k!r}")
-            if type(v) not in _PLAIN:
-                _check_nested(v, f"{where}: row {i}: feature {k!r}")
-            feats[k] = v
-        features.append(feats)
-        if event_time is not None:
-            try:
-                events.append(row[event_time])
-            except KeyError:
-                raise InvalidInput(
-                    f"{where}: row {i} lacks the event_time column {event_time!r}"
-                ) from None
-    event_us = _event_micros(events, where) if event_time is not None else None
-    return _Batch(i + 1, key_columns, features, event_us)
-
-
-def _to_rows(rows: Any, where: str) -> pa.Table | Iterable[Any]:
-    if isinstance(rows, pa.Table | pa.RecordBatch | pa.RecordBatchReader):
-        return as_table(rows, where)
-    if type(rows).__module__.split(".")[0] in {"pandas", "polars"}:
-        return as_table(rows, where)
-    if isinstance(rows, Mapping | str | bytes) or not isinstance(rows, Iterable):
-        raise InvalidInput(
-            f"{where}: rows are a pyarrow Table/RecordBatch or an iterable of row mappings, "
-            f"got {type(rows).__name__}"
-        )
-    return rows
 
 
 # -------------------------------------------------------------------------- shared environments
@@ -531,7 +374,7 @@ class LMDBOnlineStore:
     ) -> dict[str, Any] | None:
         """One entity's features, or ``None`` if unknown or expired (see the class doc)."""
         if features is not None:
-            features = _features_arg(features)
+            features = features_arg(features)
         try:
             with self._env.begin(db=self._data) as txn:
                 blob = txn.get(_key_of(self._resolve(txn, view), entity))
@@ -558,7 +401,7 @@ class LMDBOnlineStore:
     ) -> list[dict[str, Any] | None]:
         """:meth:`get` for many entities in one read transaction, results in input order."""
         if features is not None:
-            features = _features_arg(features)
+            features = features_arg(features)
         if isinstance(entities, Mapping | str) or not isinstance(entities, Iterable):
             raise InvalidInput(
                 f"entities is a list of entity mappings, got {type(entities).__name__}"
@@ -620,14 +463,12 @@ class LMDBOnlineStore:
         features; its whole previous row is replaced. Returns the number of rows.
         """
         name_key = _name_key(view)
-        cols = _entity_columns(entities)
-        ttl_us = _ttl_micros(ttl)
+        cols = entity_columns(entities)
+        ttl_us = ttl_micros(ttl)
         if event_time is not None and (not isinstance(event_time, str) or event_time in cols):
             raise InvalidInput(f"event_time= names a non-entity column, got {event_time!r}")
         where = f"write to view {view!r}"
-        data = _to_rows(rows, where)
-        if not isinstance(data, pa.Table):
-            data = list(data)  # iterated again if the view changes under us
+        data = normalize_rows(rows, where)  # read once: encoded again if the view changes
         for _ in range(_WRITE_RETRIES):
             try:
                 current = self._snapshot(view)
@@ -659,10 +500,7 @@ class LMDBOnlineStore:
     ) -> tuple[list[tuple[bytes, bytes | None]], bool, int]:
         """Validate and encode every row, in order: ``(key suffix, value)`` to put, or
         ``(key suffix, None)`` to delete (a row already expired when written)."""
-        if isinstance(data, pa.Table):
-            batch = _arrow_batch(data, order, event_time, where)
-        else:
-            batch = _row_batch(data, order, event_time, where)
+        batch = to_batch(data, order, event_time, where)
         keys = self._encode_keys(batch.key_columns, where)
         now = _now_us()
         events = batch.event_us

@@ -14,8 +14,8 @@ import msgpack
 
 from strataml import codec
 from strataml.errors import BackendError, InvalidInput, LimitExceeded, SchemaError
+from strataml.online_rows import Batch
 from strataml_redis.keys import MARKER, KeyLayout
-from strataml_redis.rows import Batch
 
 __all__ = [
     "REPLACE_LUA",

@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 
 from strataml.capabilities import Capabilities
 from strataml.errors import InvalidInput, NotFound
+from strataml.online_rows import entity_columns, entity_list, features_arg, to_batch, ttl_micros
 from strataml_redis._core import (
     REPLACE_LUA,
     Command,
@@ -30,7 +31,6 @@ from strataml_redis.clients import async_client
 from strataml_redis.config import RedisConfig
 from strataml_redis.errors import DRIVER_ERRORS, translate
 from strataml_redis.keys import MARKER
-from strataml_redis.rows import entity_columns, entity_list, features_arg, to_batch, ttl_micros
 from strataml_redis.stores import StoreSettings, _Closed, check_event_time, materialize
 
 __all__ = ["AsyncRedisOnlineStore"]

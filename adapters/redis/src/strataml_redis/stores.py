@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from strataml.capabilities import Capabilities
 from strataml.errors import InvalidInput, NotFound, Unavailable
+from strataml.online_rows import entity_columns, entity_list, features_arg, to_batch, ttl_micros
 from strataml_redis._core import (
     REPLACE_LUA,
     Command,
@@ -32,7 +33,6 @@ from strataml_redis.clients import describe, sync_client
 from strataml_redis.config import RedisConfig
 from strataml_redis.errors import DRIVER_ERRORS, translate
 from strataml_redis.keys import MARKER, KeyLayout
-from strataml_redis.rows import entity_columns, entity_list, features_arg, to_batch, ttl_micros
 
 __all__ = ["RedisOnlineStore", "StoreSettings"]
 
