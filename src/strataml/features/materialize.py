@@ -10,7 +10,6 @@ import datetime as dt
 import time
 from collections.abc import Callable
 
-import duckdb
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 
@@ -32,6 +31,8 @@ class MaterializeReport(BaseModel):
 
 def _latest(table: pa.Table, entities: list[str], ts: str) -> pa.Table:
     """The newest row per entity (ties: the later row in the input wins)."""
+    import duckdb
+
     con = duckdb.connect()
     try:
         con.register("t", table)

@@ -41,9 +41,10 @@ from strataml._time import to_utc_naive
 from strataml.arrowutil import as_reader, as_table
 from strataml.capabilities import Capabilities
 from strataml.errors import BackendError, InvalidInput, NotFound, SchemaError, Unavailable
+from strataml.features.refs import plan_features
 from strataml.local import DUCKDB_FEATURES_CAPS
 from strataml.local.duckdb_engine import DuckDBEngine, translate_duckdb_error
-from strataml.models import CANONICAL_DIALECT, FeatureRef, FeatureView, check_name
+from strataml.models import CANONICAL_DIALECT, FeatureView, check_name
 
 __all__ = ["DuckDBFeatureStore"]
 
@@ -613,43 +614,10 @@ class DuckDBFeatureStore:
     def _plan(
         self, refs: Sequence[str], full_names: bool
     ) -> tuple[dict[tuple[str, int], _Bound], list[tuple[tuple[str, int], str, str]]]:
-        """Resolve references: the views to join and ``(view key, feature, output name)``."""
-        resolved: dict[tuple[str, int | None], FeatureView] = {}
-        groups: dict[tuple[str, int], _Bound] = {}
-        outputs: list[tuple[tuple[str, int], str, str]] = []
-        seen: set[tuple[tuple[str, int], str]] = set()
-        for raw in refs:
-            if not isinstance(raw, str):
-                raise InvalidInput(f"feature references are strings, not {type(raw).__name__}")
-            ref = FeatureRef.parse(raw)
-            if (ref.view, ref.version) not in resolved:
-                resolved[(ref.view, ref.version)] = self.get_view(ref.view, ref.version)
-            view = resolved[(ref.view, ref.version)]
-            key = (view.name, view.version)
-            if key not in groups:
-                groups[key] = self._bind(view)
-            known = groups[key].view.features or ()
-            if ref.feature == "*":
-                wanted: Sequence[str] = known
-            elif ref.feature in known:
-                wanted = (ref.feature,)
-            else:
-                raise NotFound(f"feature view {view.ref} has no feature {ref.feature!r} ({known})")
-            for feature in wanted:
-                if (key, feature) in seen:
-                    continue
-                seen.add((key, feature))
-                outputs.append((key, feature, f"{view.name}__{feature}" if full_names else feature))
-        taken: dict[str, tuple[str, int]] = {}
-        for key, _, out in outputs:
-            if out in taken and taken[out] != key:
-                hint = "" if full_names else "; pass full_names=True"
-                raise InvalidInput(
-                    f"two requested views both produce a column {out!r}{hint} (or request the "
-                    "versions of one view in separate calls)"
-                )
-            taken[out] = key
-        return groups, outputs
+        """Resolve references (:func:`strataml.features.refs.plan_features`) and bind each
+        view to this engine."""
+        plan = plan_features(refs, self.get_view, full_names=full_names)
+        return {key: self._bind(view) for key, view in plan.views.items()}, plan.outputs
 
     def _asof(
         self,
