@@ -30,6 +30,7 @@ __all__ = [
     "VectorRecord",
     "WriteResult",
     "check_name",
+    "is_name",
 ]
 
 Metric = Literal["cosine", "l2", "dot"]
@@ -39,6 +40,11 @@ SearchMode = Literal["dense", "keyword", "hybrid"]
 CANONICAL_DIALECT = "duckdb"
 
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,127}$")
+
+
+def is_name(value: Any) -> bool:
+    """Whether ``value`` is a valid stream, table, dataset or collection name."""
+    return isinstance(value, str) and bool(_NAME_RE.match(value))
 
 
 def check_name(kind: str, name: Any) -> str:

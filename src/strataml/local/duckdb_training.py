@@ -36,7 +36,6 @@ filter on a column the source does not have raises :class:`~strataml.errors.NotF
 from __future__ import annotations
 
 import datetime as dt
-import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -47,7 +46,6 @@ import numpy as np
 import pyarrow as pa
 
 from strataml._time import to_utc_naive, utcnow
-from strataml.arrowutil import as_table
 from strataml.capabilities import Capabilities
 from strataml.errors import (
     Conflict,
@@ -75,6 +73,15 @@ from strataml.filters import (
 from strataml.local import DUCKDB_TRAINING_CAPS
 from strataml.local.duckdb_engine import DuckDBEngine, translate_duckdb_error
 from strataml.models import Scan, check_name
+from strataml.trainargs import (
+    SNAPSHOT_RE,
+    check_batch_size,
+    check_columns,
+    check_shard,
+    input_batches,
+    is_query,
+    same_layout,
+)
 
 __all__ = ["DATASET_SCHEMA", "DuckDBTrainingSource", "arrow_field_types"]
 
@@ -86,14 +93,6 @@ _ROW = "_row"
 _QUERY_ALIAS = '"_strataml_q"'
 _INPUT_VIEW = "_strataml_training_input"
 _STREAM_FLUSH_ROWS = 262_144
-_QUERY_RE = re.compile(r"^\s*(select|with)\b", re.IGNORECASE)
-_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,127}$")  # models.check_name's rule
-_SNAPSHOT_RE = re.compile(r"^(?P<name>.+)@(?P<version>[1-9][0-9]*)$")
-
-
-def _is_query(source: str) -> bool:
-    """``SELECT``/``WITH`` text; a bare word such as ``select`` stays a dataset name."""
-    return bool(_QUERY_RE.match(source)) and not _NAME_RE.match(source)
 
 
 def _ident(name: str) -> str:
@@ -192,91 +191,7 @@ class _Source:
     is_query: bool
 
 
-def _check_shard(shard: Any) -> tuple[int, int] | None:
-    if shard is None:
-        return None
-    if (
-        not isinstance(shard, tuple | list)
-        or len(shard) != 2
-        or not all(isinstance(v, int) and not isinstance(v, bool) for v in shard)
-    ):
-        raise InvalidInput(f"shard must be a pair of ints (i, n), got {shard!r}")
-    i, n = shard
-    if n < 1 or not 0 <= i < n:
-        raise InvalidInput(f"shard (i, n) needs n >= 1 and 0 <= i < n, got ({i}, {n})")
-    return (i, n)
-
-
-def _check_batch_size(batch_size: Any) -> int:
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise InvalidInput(f"batch_size must be a positive int, got {batch_size!r}")
-    return batch_size
-
-
-def _check_columns(columns: Any, schema: pa.Schema, source: str) -> list[str]:
-    if columns is None:
-        return list(schema.names)
-    if isinstance(columns, str) or not isinstance(columns, Sequence):
-        raise InvalidInput(f"columns must be a list of column names, got {columns!r}")
-    cols = list(columns)
-    if not cols:
-        raise InvalidInput("columns must name at least one column (or be None for all)")
-    if not all(isinstance(c, str) for c in cols) or len(set(cols)) != len(cols):
-        raise InvalidInput(f"columns must be distinct column names, got {cols!r}")
-    unknown = [c for c in cols if c not in schema.names]
-    if unknown:
-        raise NotFound(f"{source} has no column(s) {unknown}; columns: {schema.names}")
-    return cols
-
-
 # ----------------------------------------------------------------------------------- writing
-def _input_batches(data: Any) -> Iterator[pa.RecordBatch]:
-    """The record batches of what :meth:`DuckDBTrainingSource.write` accepts."""
-    if isinstance(data, pa.Table):
-        return iter(data.to_batches())
-    if isinstance(data, pa.RecordBatch):
-        return iter([data])
-    if isinstance(data, pa.RecordBatchReader):
-        return _reader_batches(data)
-    if isinstance(data, list | tuple) and data and all(isinstance(b, pa.RecordBatch) for b in data):
-        return iter(data)
-    if (
-        isinstance(data, Iterable)
-        and not isinstance(data, list | tuple | Mapping | str | bytes)
-        and not hasattr(data, "__arrow_c_stream__")
-        and type(data).__module__.split(".")[0] != "pandas"
-    ):
-        return _checked_batches(data)
-    if isinstance(data, list | tuple) and not all(isinstance(r, Mapping) for r in data):
-        raise InvalidInput(
-            "training data must be a pyarrow Table, RecordBatchReader or record batches (or a "
-            "list of row mappings)"
-        )
-    try:
-        return iter(as_table(data, "training data").to_batches())
-    except (AttributeError, pa.ArrowException) as exc:
-        raise InvalidInput(f"training data cannot be converted to Arrow: {exc}") from exc
-
-
-def _reader_batches(reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
-    while True:
-        try:
-            batch = reader.read_next_batch()
-        except StopIteration:
-            return
-        except (pa.ArrowException, OSError) as exc:
-            raise InvalidInput(f"reading the input record batches failed: {exc}") from exc
-        yield batch
-
-
-def _checked_batches(data: Iterable[Any]) -> Iterator[pa.RecordBatch]:
-    for i, batch in enumerate(data):
-        if not isinstance(batch, pa.RecordBatch):
-            raise InvalidInput(
-                f"item {i} of the input is a {type(batch).__name__}; an iterable must yield "
-                "pyarrow.RecordBatch objects"
-            )
-        yield batch
 
 
 def _decode(batch: pa.RecordBatch) -> pa.RecordBatch:
@@ -300,10 +215,6 @@ def _check_schema(schema: pa.Schema) -> None:
         raise InvalidInput(
             f"training data has duplicate column names (case-insensitively): {names}"
         )
-
-
-def _same_layout(a: pa.Schema, b: pa.Schema) -> bool:
-    return a.names == b.names and all(x.type.equals(y.type) for x, y in zip(a, b, strict=True))
 
 
 # ---------------------------------------------------------------------------------- scanning
@@ -381,7 +292,7 @@ class DuckDBTrainingSource:
         """
         self._check_open()
         check_name("dataset", name)
-        batches = _input_batches(data)
+        batches = input_batches(data)
         with self._engine.write_lock:
             try:
                 with self._engine.transaction() as cur:
@@ -440,7 +351,7 @@ class DuckDBTrainingSource:
                 _check_schema(batch.schema)
                 # nullability flags and metadata may differ between batches: names/types rule
                 schema = pa.schema([pa.field(f.name, f.type) for f in batch.schema])
-            elif not _same_layout(batch.schema, schema):
+            elif not same_layout(batch.schema, schema):
                 raise InvalidInput(
                     f"record batch {i} has schema {batch.schema} but the first batch has {schema}"
                 )
@@ -499,10 +410,10 @@ class DuckDBTrainingSource:
         (a nested field), :class:`SchemaError` (a query that does not run).
         """
         self._check_open()
-        size = _check_batch_size(batch_size)
-        part = _check_shard(shard)
+        size = check_batch_size(batch_size)
+        part = check_shard(shard)
         src = self._resolve(source, snapshot)
-        cols = _check_columns(columns, src.schema, self._what(source))
+        cols = check_columns(columns, src.schema, self._what(source))
         where, params = self._where(src, filter, part)
         projection = ", ".join(_ident(c) for c in cols)
         sql = f"SELECT {projection} FROM {src.relation} WHERE {where}{src.order_by}"
@@ -518,7 +429,7 @@ class DuckDBTrainingSource:
     ) -> int:
         """The number of rows :meth:`scan` with the same arguments returns (same errors)."""
         self._check_open()
-        part = _check_shard(shard)
+        part = check_shard(shard)
         src = self._resolve(source, snapshot)
         expr = parse_filter(filter)
         if expr is None and src.rows is not None:
@@ -609,7 +520,7 @@ class DuckDBTrainingSource:
 
     @staticmethod
     def _what(source: str) -> str:
-        return "query" if _is_query(source) else f"dataset {source!r}"
+        return "query" if is_query(source) else f"dataset {source!r}"
 
     def _fetch(self, sql: str, params: list[Any], what: str) -> list[tuple[Any, ...]]:
         try:
@@ -620,7 +531,7 @@ class DuckDBTrainingSource:
     def _resolve(self, source: Any, snapshot: Any) -> _Source:
         if not isinstance(source, str):
             raise InvalidInput(f"source must be a dataset name or a SQL query, got {source!r}")
-        if _is_query(source):
+        if is_query(source):
             if snapshot is not None:
                 raise InvalidInput(
                     "snapshot pins a dataset version; a SQL source reads the latest versions "
@@ -635,7 +546,7 @@ class DuckDBTrainingSource:
     def _dataset_source(self, name: str, snapshot: str | None) -> _Source:
         wanted: int | None = None
         if snapshot is not None:
-            m = _SNAPSHOT_RE.match(snapshot)
+            m = SNAPSHOT_RE.match(snapshot)
             if m is None or m["name"] != name:
                 raise NotFound(f"unknown snapshot {snapshot!r} of dataset {name!r}")
             wanted = int(m["version"])

@@ -50,11 +50,19 @@ import orjson
 import pyarrow as pa
 from psycopg import sql
 
-from strataml.arrowutil import as_table
 from strataml.capabilities import Capabilities
 from strataml.errors import InvalidInput, NotFound, SchemaError, StrataError, Unavailable
 from strataml.filters import parse_filter
 from strataml.models import Scan, check_name
+from strataml.trainargs import (
+    SNAPSHOT_RE,
+    check_batch_size,
+    check_columns,
+    check_shard,
+    input_batches,
+    is_query,
+    same_layout,
+)
 from strataml_postgres.filters import compile_filter
 from strataml_postgres.pgcopy import (
     ENCODE_ROWS,
@@ -83,88 +91,10 @@ __all__ = ["PostgresTrainingSource"]
 CATALOG = "_strataml_training_versions"
 _ROW = "_row"
 _Q = "_strataml_q"
-_QUERY_RE = re.compile(r"^\s*(select|with)\b", re.IGNORECASE)
-_SNAPSHOT_RE = re.compile(r"^(?P<name>.+)@(?P<version>[1-9][0-9]*)$")
 _MAX_IDENT_BYTES = 63
 
 
 # ---------------------------------------------------------------------------------- helpers
-def _check_shard(shard: Any) -> tuple[int, int] | None:
-    if shard is None:
-        return None
-    if (
-        not isinstance(shard, tuple | list)
-        or len(shard) != 2
-        or not all(isinstance(v, int) and not isinstance(v, bool) for v in shard)
-    ):
-        raise InvalidInput(f"shard must be a pair of ints (i, n), got {shard!r}")
-    i, n = shard
-    if n < 1 or not 0 <= i < n:
-        raise InvalidInput(f"shard (i, n) needs n >= 1 and 0 <= i < n, got ({i}, {n})")
-    return (i, n)
-
-
-def _check_batch_size(batch_size: Any) -> int:
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise InvalidInput(f"batch_size must be a positive int, got {batch_size!r}")
-    return batch_size
-
-
-def _check_columns(columns: Any, schema: pa.Schema, source: str) -> list[str]:
-    if columns is None:
-        return list(schema.names)
-    if isinstance(columns, str) or not isinstance(columns, Sequence):
-        raise InvalidInput(f"columns must be a list of column names, got {columns!r}")
-    cols = list(columns)
-    if not cols:
-        raise InvalidInput("columns must name at least one column (or be None for all)")
-    if not all(isinstance(c, str) for c in cols) or len(set(cols)) != len(cols):
-        raise InvalidInput(f"columns must be distinct column names, got {cols!r}")
-    unknown = [c for c in cols if c not in schema.names]
-    if unknown:
-        raise NotFound(f"{source} has no column(s) {unknown}; columns: {schema.names}")
-    return cols
-
-
-def _input_batches(data: Any) -> Iterator[pa.RecordBatch]:
-    """The record batches of what :meth:`PostgresTrainingSource.write` accepts (streamed)."""
-    if isinstance(data, pa.Table):
-        return iter(data.to_batches())
-    if isinstance(data, pa.RecordBatch):
-        return iter([data])
-    if isinstance(data, pa.RecordBatchReader):
-        return _reader_batches(data)
-    if isinstance(data, list | tuple) and data and all(isinstance(b, pa.RecordBatch) for b in data):
-        return iter(data)
-    if (
-        isinstance(data, Iterable)
-        and not isinstance(data, list | tuple | Mapping | str | bytes)
-        and not hasattr(data, "__arrow_c_stream__")
-        and type(data).__module__.split(".")[0] != "pandas"
-    ):
-        return _checked_batches(data)
-    return iter(as_table(data, "training data").to_batches())
-
-
-def _reader_batches(reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
-    while True:
-        try:
-            batch = reader.read_next_batch()
-        except StopIteration:
-            return
-        except (pa.ArrowException, OSError) as exc:
-            raise InvalidInput(f"reading the input record batches failed: {exc}") from exc
-        yield batch
-
-
-def _checked_batches(data: Iterable[Any]) -> Iterator[pa.RecordBatch]:
-    for i, batch in enumerate(data):
-        if not isinstance(batch, pa.RecordBatch):
-            raise InvalidInput(
-                f"item {i} of the input is a {type(batch).__name__}; an iterable must yield "
-                "pyarrow.RecordBatch objects"
-            )
-        yield batch
 
 
 def _decode_dictionaries(batch: pa.RecordBatch) -> pa.RecordBatch:
@@ -188,10 +118,6 @@ def _check_schema(schema: pa.Schema) -> None:
         raise InvalidInput(
             f"training data has duplicate column names (case-insensitively): {names}"
         )
-
-
-def _same_layout(a: pa.Schema, b: pa.Schema) -> bool:
-    return a.names == b.names and all(x.type.equals(y.type) for x, y in zip(a, b, strict=True))
 
 
 def _restore(arr: pa.Array, target: pa.DataType, name: str) -> pa.Array:
@@ -297,7 +223,7 @@ class PostgresTrainingSource:
                 f"dataset name {name!r} is longer than PostgreSQL's {_MAX_IDENT_BYTES}-byte "
                 "identifiers"
             )
-        batches = _input_batches(data)
+        batches = input_batches(data)
         self._ensure()
         with self._db.connection(f"writing dataset {name!r}") as conn:
             advisory_lock(conn, "dataset", self._schema, name)
@@ -359,7 +285,7 @@ class PostgresTrainingSource:
             copy.write(HEADER)
             for i, raw in enumerate(itertools.chain([first], batches)):
                 batch = _decode_dictionaries(raw)
-                if not _same_layout(batch.schema, schema):
+                if not same_layout(batch.schema, schema):
                     raise InvalidInput(
                         f"record batch {i} has schema {batch.schema} but the first batch has "
                         f"{schema}"
@@ -402,10 +328,10 @@ class PostgresTrainingSource:
         :class:`~strataml.errors.FilterError`, :class:`~strataml.errors.Unsupported` (a nested
         field), :class:`SchemaError` (a query that does not run).
         """
-        size = _check_batch_size(batch_size)
-        part = _check_shard(shard)
+        size = check_batch_size(batch_size)
+        part = check_shard(shard)
         src = self._resolve(source, snapshot)
-        cols = _check_columns(columns, src.schema, self._what(source))
+        cols = check_columns(columns, src.schema, self._what(source))
         where = self._where(src, filter, part)
         projection = sql.SQL(", ").join(sql.SQL("{}.{}").format(ident(_Q), ident(c)) for c in cols)
         query = sql.SQL("SELECT {} FROM {} WHERE {}").format(projection, src.relation, where)
@@ -452,7 +378,7 @@ class PostgresTrainingSource:
         snapshot: str | None = None,
     ) -> int:
         """The number of rows :meth:`scan` with the same arguments returns (same errors)."""
-        part = _check_shard(shard)
+        part = check_shard(shard)
         src = self._resolve(source, snapshot)
         if src.rows is not None and parse_filter(filter) is None:
             if part is None:
@@ -538,7 +464,7 @@ class PostgresTrainingSource:
     # ------------------------------------------------------------------------------ helpers
     @staticmethod
     def _what(source: str) -> str:
-        return "query" if _QUERY_RE.match(source) else f"dataset {source!r}"
+        return "query" if is_query(source) else f"dataset {source!r}"
 
     @staticmethod
     def _range(rows: int, shard: tuple[int, int]) -> tuple[int, int]:
@@ -555,7 +481,7 @@ class PostgresTrainingSource:
         if not isinstance(source, str):
             raise InvalidInput(f"source must be a dataset name or a SQL query, got {source!r}")
         self._ensure()
-        if _QUERY_RE.match(source):
+        if is_query(source):
             if snapshot is not None:
                 raise InvalidInput(
                     "snapshot pins a dataset version; a SQL source reads the latest versions "
@@ -575,7 +501,7 @@ class PostgresTrainingSource:
         if snapshot is None:
             query += " ORDER BY version DESC LIMIT 1"
         else:
-            m = _SNAPSHOT_RE.match(snapshot)
+            m = SNAPSHOT_RE.match(snapshot)
             if m is None or m["name"] != name:
                 raise NotFound(f"unknown snapshot {snapshot!r} of dataset {name!r}")
             query += " AND version = %s"
