@@ -289,3 +289,29 @@ def test_sql_compiler_agrees_with_reference(
     got_not = {row[0] for row in duck.execute(f"SELECT i FROM r WHERE {nsql}", nparams).fetchall()}
     if expr is not None:
         assert got_not == set(range(len(rows))) - want
+
+
+def test_coerce_temporal_reads_iso_strings_on_time_fields():
+    from strataml.filters import coerce_temporal
+
+    schema = {"at": FieldType.TIMESTAMP, "day": FieldType.DATE, "name": FieldType.STRING}
+    expr = parse_filter(
+        {
+            "at": {"$gte": "2024-01-02T03:04:05Z"},
+            "day": {"$in": ["2024-01-02", None]},
+            "name": "2024-01-02",
+            "$not": {"day": {"$lt": "2024-02-01T12:00"}},
+        }
+    )
+    out = coerce_temporal(expr, schema)
+    assert isinstance(out, And)
+    at, day, name, neg = out.items
+    assert at == Compare("at", Op.GTE, dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.UTC))
+    assert day == Compare("day", Op.IN, (dt.date(2024, 1, 2), None))
+    assert name == Compare("name", Op.EQ, "2024-01-02")  # not a time field: untouched
+    assert neg == Not(Compare("day", Op.LT, dt.datetime(2024, 2, 1, 12, 0)))
+    with pytest.raises(FilterError, match="not an ISO-8601"):
+        coerce_temporal(parse_filter({"at": "yesterday"}), schema)
+    assert coerce_temporal(None, schema) is None
+    # the reference evaluator agrees: an ISO string compares as an instant
+    assert matches(parse_filter({"at": {"$gte": "2024-01-01"}}), {"at": dt.datetime(2024, 5, 1)})

@@ -77,6 +77,7 @@ __all__ = [
     "Or",
     "SQLFilterCompiler",
     "check_types",
+    "coerce_temporal",
     "fields_used",
     "matches",
     "ops_used",
@@ -362,6 +363,41 @@ def check_types(
                     f"field {node.field!r} is {ftype}, but the filter compares it with "
                     f"{v!r} ({kind}) using {node.op}"
                 )
+
+
+def _temporal(field: str, ftype: FieldType, value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        if ftype is FieldType.DATE and len(value) == 10:
+            return dt.date.fromisoformat(value)
+        return dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise FilterError(
+            f"field {field!r} holds {ftype} values, but {value!r} is not an ISO-8601 value"
+        ) from None
+
+
+def coerce_temporal(expr: Expr | None, schema: Mapping[str, FieldType]) -> Expr | None:
+    """Read ISO-8601 strings compared with ``TIMESTAMP``/``DATE`` fields as datetimes/dates,
+    as typed engines do (and as :func:`matches` does); :class:`FilterError` for a string that
+    is not ISO-8601. Call it after :func:`check_types`, before compiling."""
+    if expr is None:
+        return None
+    if isinstance(expr, And):
+        return And(tuple(coerce_temporal(e, schema) for e in expr.items))  # type: ignore[misc]
+    if isinstance(expr, Or):
+        return Or(tuple(coerce_temporal(e, schema) for e in expr.items))  # type: ignore[misc]
+    if isinstance(expr, Not):
+        return Not(coerce_temporal(expr.item, schema))  # type: ignore[arg-type]
+    ftype = schema.get(expr.field)
+    if ftype not in (FieldType.TIMESTAMP, FieldType.DATE) or expr.op is Op.EXISTS:
+        return expr
+    if expr.op in (Op.IN, Op.NIN):
+        return Compare(
+            expr.field, expr.op, tuple(_temporal(expr.field, ftype, v) for v in expr.value)
+        )
+    return Compare(expr.field, expr.op, _temporal(expr.field, ftype, expr.value))
 
 
 # -------------------------------------------------------------------------- reference evaluation

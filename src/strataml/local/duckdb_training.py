@@ -49,7 +49,6 @@ from strataml._time import to_utc_naive, utcnow
 from strataml.capabilities import Capabilities
 from strataml.errors import (
     Conflict,
-    FilterError,
     InvalidInput,
     NotFound,
     SchemaError,
@@ -57,15 +56,10 @@ from strataml.errors import (
     Unavailable,
 )
 from strataml.filters import (
-    And,
-    Compare,
-    Expr,
     FieldType,
-    Not,
-    Op,
-    Or,
     SQLFilterCompiler,
     check_types,
+    coerce_temporal,
     fields_used,
     parse_filter,
     require_ops,
@@ -147,33 +141,6 @@ class _DuckDBFilter(SQLFilterCompiler):
         if isinstance(value, dt.datetime):
             value = to_utc_naive(value)
         return super().bind(value)
-
-
-def _coerce_strings(expr: Expr, types: Mapping[str, FieldType]) -> Expr:
-    """Parse strings compared with timestamp/date columns as ISO-8601 values."""
-    if isinstance(expr, And):
-        return And(tuple(_coerce_strings(e, types) for e in expr.items))
-    if isinstance(expr, Or):
-        return Or(tuple(_coerce_strings(e, types) for e in expr.items))
-    if isinstance(expr, Not):
-        return Not(_coerce_strings(expr.item, types))
-    ftype = types.get(expr.field)
-    if ftype not in (FieldType.TIMESTAMP, FieldType.DATE) or expr.op is Op.EXISTS:
-        return expr
-    if expr.op in (Op.IN, Op.NIN):
-        return Compare(expr.field, expr.op, tuple(_parse_time(expr.field, v) for v in expr.value))
-    return Compare(expr.field, expr.op, _parse_time(expr.field, expr.value))
-
-
-def _parse_time(field: str, value: Any) -> Any:
-    if not isinstance(value, str):
-        return value
-    try:
-        return dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise FilterError(
-            f"field {field!r} holds timestamps/dates, but {value!r} is not an ISO-8601 value"
-        ) from None
 
 
 # ---------------------------------------------------------------------------------- sources
@@ -645,7 +612,7 @@ class DuckDBTrainingSource:
                     f"columns: {src.schema.names}"
                 )
             check_types(expr, types)
-            sql, params = compiler.compile(_coerce_strings(expr, types))
+            sql, params = compiler.compile(coerce_temporal(expr, types))
             clauses.append(sql)
         if shard is not None:
             i, n = shard

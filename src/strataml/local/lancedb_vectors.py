@@ -86,6 +86,7 @@ from strataml.filters import (
     Or,
     SQLFilterCompiler,
     check_types,
+    coerce_temporal,
     fields_used,
     matches,
     parse_filter,
@@ -231,21 +232,12 @@ def _coerce_value(v: Any, ftype: FieldType, where: str) -> Any:
             return float(v)
     if ftype is FieldType.FLOAT and isinstance(v, int) and abs(v) >= 2**63:
         return float(v)
-    if ftype in (FieldType.TIMESTAMP, FieldType.DATE) and isinstance(v, str):
-        try:
-            return (
-                dt.datetime.fromisoformat(v)
-                if ftype is FieldType.TIMESTAMP
-                else (dt.date.fromisoformat(v))
-            )
-        except ValueError as exc:
-            raise FilterError(f"{where}: {v!r} is not an ISO-8601 {ftype}") from exc
     return v
 
 
 def _coerce(expr: Expr, fields: Mapping[str, FieldType]) -> Expr:
-    """Adapt values to the columns: integral floats on int columns become ints, ISO strings on
-    timestamp/date columns become datetimes/dates."""
+    """Adapt values to the columns: integral floats on int columns become ints (ISO strings on
+    timestamp/date columns: :func:`strataml.filters.coerce_temporal`)."""
     if isinstance(expr, And):
         return And(tuple(_coerce(i, fields) for i in expr.items))
     if isinstance(expr, Or):
@@ -808,7 +800,8 @@ class LanceDBVectorStore:
         if expr is not None:
             self._refresh(c, force=not fields_used(expr) <= set(c.fields))
             check_types(expr, c.fields)
-            sql, _ = _LanceFilterCompiler(c.fields).compile(_coerce(expr, c.fields))
+            coerced = _coerce(coerce_temporal(expr, c.fields), c.fields)  # type: ignore[arg-type]
+            sql, _ = _LanceFilterCompiler(c.fields).compile(coerced)
             parts.append(sql)
         return " AND ".join(parts) if parts else None
 

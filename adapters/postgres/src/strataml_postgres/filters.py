@@ -18,17 +18,12 @@ from typing import Any
 
 import pyarrow as pa
 
-from strataml.errors import FilterError, NotFound
+from strataml.errors import NotFound
 from strataml.filters import (
-    And,
-    Compare,
-    Expr,
     FieldType,
-    Not,
-    Op,
-    Or,
     SQLFilterCompiler,
     check_types,
+    coerce_temporal,
     fields_used,
     parse_filter,
     require_ops,
@@ -70,32 +65,6 @@ class PgFilterCompiler(SQLFilterCompiler):
         return super().bind(value)
 
 
-def _coerce_strings(expr: Expr, types: Mapping[str, FieldType]) -> Expr:
-    """Parse strings compared with timestamp/date columns as ISO-8601 values."""
-    if isinstance(expr, And):
-        return And(tuple(_coerce_strings(e, types) for e in expr.items))
-    if isinstance(expr, Or):
-        return Or(tuple(_coerce_strings(e, types) for e in expr.items))
-    if isinstance(expr, Not):
-        return Not(_coerce_strings(expr.item, types))
-    if types.get(expr.field) not in (FieldType.TIMESTAMP, FieldType.DATE) or expr.op is Op.EXISTS:
-        return expr
-    if expr.op in (Op.IN, Op.NIN):
-        return Compare(expr.field, expr.op, tuple(_parse_time(expr.field, v) for v in expr.value))
-    return Compare(expr.field, expr.op, _parse_time(expr.field, expr.value))
-
-
-def _parse_time(field: str, value: Any) -> Any:
-    if not isinstance(value, str):
-        return value
-    try:
-        return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise FilterError(
-            f"field {field!r} holds timestamps/dates, but {value!r} is not an ISO-8601 value"
-        ) from None
-
-
 def compile_filter(spec: Mapping[str, Any] | None, schema: pa.Schema) -> tuple[str, list[Any]]:
     """``(sql, params)`` of a filter over columns of ``schema``; ``("TRUE", [])`` for none.
 
@@ -119,4 +88,4 @@ def compile_filter(spec: Mapping[str, Any] | None, schema: pa.Schema) -> tuple[s
         )
     types = {f.name: field_type_of(f.type) for f in schema}
     check_types(expr, types)
-    return compiler.compile(_coerce_strings(expr, types))
+    return compiler.compile(coerce_temporal(expr, types))

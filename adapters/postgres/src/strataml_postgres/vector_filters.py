@@ -52,6 +52,7 @@ from strataml.filters import (
     Or,
     SQLFilterCompiler,
     check_types,
+    coerce_temporal,
     matches,
     parse_filter,
     value_kind,
@@ -234,32 +235,6 @@ class PgVectorFilterCompiler(SQLFilterCompiler):
 
 
 # ------------------------------------------------------------------------- entry point
-def _coerce_value(value: Any, ftype: FieldType | None, field: str) -> Any:
-    if ftype in (FieldType.TIMESTAMP, FieldType.DATE) and isinstance(value, str):
-        try:
-            if ftype is FieldType.TIMESTAMP:
-                return dt.datetime.fromisoformat(value)
-            return dt.date.fromisoformat(value)
-        except ValueError as exc:
-            raise FilterError(f"filter on {field!r}: {value!r} is not an ISO-8601 {ftype}") from exc
-    return value
-
-
-def _coerce(expr: Expr, fields: Mapping[str, FieldType]) -> Expr:
-    """ISO strings compared with timestamp/date fields become datetimes/dates."""
-    if isinstance(expr, And):
-        return And(tuple(_coerce(i, fields) for i in expr.items))
-    if isinstance(expr, Or):
-        return Or(tuple(_coerce(i, fields) for i in expr.items))
-    if isinstance(expr, Not):
-        return Not(_coerce(expr.item, fields))
-    ftype = fields.get(expr.field)
-    if expr.op is Op.EXISTS or ftype not in (FieldType.TIMESTAMP, FieldType.DATE):
-        return expr
-    if expr.op in (Op.IN, Op.NIN):
-        values = tuple(_coerce_value(v, ftype, expr.field) for v in expr.value)
-        return Compare(expr.field, expr.op, values)
-    return Compare(expr.field, expr.op, _coerce_value(expr.value, ftype, expr.field))
 
 
 def _check_text(expr: Expr | None) -> None:
@@ -293,6 +268,6 @@ def compile_filter(
     if expr is None:
         return "TRUE", []
     check_types(expr, fields)
-    expr = _coerce(expr, fields)
+    expr = coerce_temporal(expr, fields)
     _check_text(expr)
     return PgVectorFilterCompiler(fields).compile(expr)
