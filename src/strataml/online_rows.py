@@ -13,7 +13,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from strataml._time import parse_event_time, to_micros
+from strataml._time import event_micros
 from strataml.arrowutil import as_table
 from strataml.errors import InvalidInput
 
@@ -115,7 +115,7 @@ def _event_micros(values: Iterable[Any], where: str) -> list[int]:
         if value is None:
             raise InvalidInput(f"{where}: row {i}: the event time is null")
         try:
-            out.append(to_micros(parse_event_time(value, f"{where}: row {i}: event time")))
+            out.append(event_micros(value, f"{where}: row {i}: event time"))
         except OverflowError as exc:
             raise InvalidInput(f"{where}: row {i}: event time {value!r} is out of range") from exc
     return out

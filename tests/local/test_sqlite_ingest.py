@@ -15,10 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from strataml._time import parse_event_time, to_micros
 from strataml.errors import (
     ConfigError,
     Conflict,
@@ -27,10 +24,7 @@ from strataml.errors import (
     Unavailable,
 )
 from strataml.local import SQLITE_CAPS, SQLiteConfig
-from strataml.local.sqlite_ingest import (
-    SQLiteIngestStore,
-    _event_micros,
-)
+from strataml.local.sqlite_ingest import SQLiteIngestStore
 from strataml.models import IngestedRecord, WriteResult
 from strataml.testing.ingest import IngestStoreTests, read_all, state
 
@@ -404,41 +398,3 @@ def test_newer_schema_is_refused(db: Path) -> None:
 
 
 # ------------------------------------------------------------------------- fast paths = spec
-_offsets = st.integers(min_value=-14 * 60, max_value=14 * 60).map(
-    lambda m: dt.timezone(dt.timedelta(minutes=m))
-)
-_datetimes = st.datetimes(
-    min_value=dt.datetime(1, 1, 2), max_value=dt.datetime(9999, 12, 30)
-) | st.datetimes(
-    min_value=dt.datetime(1, 1, 2), max_value=dt.datetime(9999, 12, 30), timezones=_offsets
-)
-_event_times = (
-    _datetimes
-    | _datetimes.map(lambda d: d.isoformat())
-    | _datetimes.map(lambda d: d.isoformat().replace("+00:00", "Z"))
-    | _datetimes.map(lambda d: d.isoformat(timespec="milliseconds"))
-    | st.integers(min_value=-(10**12), max_value=10**12)
-    | st.floats(min_value=-6e10, max_value=2.5e11, allow_nan=False)
-    | st.text(max_size=30)
-    | st.dates()
-)
-
-
-def _spec_micros(value: Any) -> int | type[InvalidInput]:
-    try:
-        return to_micros(parse_event_time(value, "v"))
-    except InvalidInput:
-        return InvalidInput
-
-
-def _fast_micros(value: Any) -> int | type[InvalidInput]:
-    try:
-        return _event_micros(value, "record", "v")
-    except InvalidInput:
-        return InvalidInput
-
-
-@settings(max_examples=400, deadline=None)
-@given(value=_event_times)
-def test_event_time_fast_path_matches_parse_event_time(value: Any) -> None:
-    assert _fast_micros(value) == _spec_micros(value)

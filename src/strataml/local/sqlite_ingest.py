@@ -41,7 +41,7 @@ from types import TracebackType
 from typing import Any, Final
 
 from strataml._json import dumps_record, loads
-from strataml._time import EPOCH, from_micros, parse_event_time, to_micros
+from strataml._time import EPOCH, event_micros, from_micros, parse_event_time, to_micros
 from strataml.capabilities import Capabilities
 from strataml.errors import (
     BackendError,
@@ -54,6 +54,7 @@ from strataml.errors import (
     StrataError,
     Unavailable,
 )
+from strataml.ingestargs import field_name, idempotency_key, seq_cursor
 from strataml.local import SQLITE_CAPS
 from strataml.models import IngestedRecord, ReadPage, WriteResult, check_name
 
@@ -125,65 +126,6 @@ def translate_sqlite_error(exc: sqlite3.Error, what: str) -> StrataError:
 
 
 # ------------------------------------------------------------------------------- validation
-def _key_value(value: Any, where: str) -> str | None:
-    """An idempotency key: a string, or an int (stored as its decimal string); ``None``: none."""
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    raise InvalidInput(f"{where}: an idempotency key is a string or an int, got {value!r}")
-
-
-def _field_name(value: Any, what: str) -> str | None:
-    if value is None or (isinstance(value, str) and value):
-        return value
-    raise InvalidInput(f"{what} must be a non-empty field name (str) or None, got {value!r}")
-
-
-def _cursor(after: Any) -> int:
-    if after is None:
-        return 0
-    if isinstance(after, str) and after.isascii() and after.isdigit() and len(after) < 19:
-        return int(after)
-    raise InvalidInput(f"invalid cursor {after!r}: pass back the `cursor` of a previous page")
-
-
-_MIN_EPOCH_S: Final = -62_135_596_800  # 0001-01-01T00:00:00
-_MAX_EPOCH_S: Final = 253_402_300_799  # 9999-12-31T23:59:59
-
-
-_EPOCH_UTC: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-
-
-def _datetime_micros(value: dt.datetime) -> int | None:
-    if value.tzinfo is None:
-        d = value - EPOCH
-    elif value.utcoffset() is not None:
-        d = value - _EPOCH_UTC
-    else:
-        return None  # a tzinfo without an offset: parse_event_time decides
-    return (d.days * 86_400 + d.seconds) * 1_000_000 + d.microseconds
-
-
-def _event_micros(value: Any, where: str, field: str) -> int:
-    """An event time in microseconds since the epoch: exactly what
-    :func:`~strataml._time.parse_event_time` gives, with fast paths for the common forms (int
-    epoch seconds, ISO-8601 strings, datetimes); anything else, and every error, goes through
-    ``parse_event_time`` itself."""
-    t = type(value)
-    if t is int and _MIN_EPOCH_S <= value <= _MAX_EPOCH_S:
-        return int(value) * 1_000_000
-    micros: int | None = None
-    if t is str:
-        try:  # Python >= 3.11 reads a trailing "Z" like parse_event_time does
-            micros = _datetime_micros(dt.datetime.fromisoformat(value))
-        except ValueError:
-            micros = None
-    elif t is dt.datetime:
-        micros = _datetime_micros(value)
-    if micros is None:
-        micros = to_micros(parse_event_time(value, f"{where}.{field}"))
-    return micros
 
 
 def _instant(value: Any, what: str) -> int | None:
@@ -495,13 +437,13 @@ class SQLiteIngestStore:
                     if time_field is None:
                         ts = now_us
                     elif time_field in rec:
-                        ts = _event_micros(rec[time_field], where, time_field)
+                        ts = event_micros(rec[time_field], f"{where}.{time_field}")
                     else:
                         raise InvalidInput(f"{where}: no event-time field {time_field!r}")
                     if key_field is not None:
                         key = rec.get(key_field)
                         if key is not None and type(key) is not str:
-                            key = _key_value(key, f"{where}.{key_field}")
+                            key = idempotency_key(key, f"{where}.{key_field}")
                     break
                 except InvalidInput:
                     if single or where != "record":
@@ -555,8 +497,8 @@ class SQLiteIngestStore:
         :class:`~strataml.errors.Unavailable` (locked longer than ``busy_timeout_ms``, closed).
         """
         check_name("stream", stream)
-        idem = _key_value(key, "key")
-        tf = _field_name(time_field, "time_field")
+        idem = idempotency_key(key, "key")
+        tf = field_name(time_field, "time_field")
         now_us = time.time_ns() // 1000
         rows = self._prepare(
             (record,), key=idem, key_field=None, time_field=tf, now_us=now_us, single=True
@@ -579,8 +521,8 @@ class SQLiteIngestStore:
         than ``max_batch_rows`` records.
         """
         check_name("stream", stream)
-        kf = _field_name(key_field, "key_field")
-        tf = _field_name(time_field, "time_field")
+        kf = field_name(key_field, "key_field")
+        tf = field_name(time_field, "time_field")
         if isinstance(records, Mapping | str | bytes):
             raise InvalidInput(
                 f"records must be an iterable of mappings, got a {type(records).__name__}; "
@@ -625,7 +567,7 @@ class SQLiteIngestStore:
         :class:`~strataml.errors.InvalidInput` (bad name, cursor, window or ``limit < 1``).
         """
         check_name("stream", stream)
-        seq = _cursor(after)
+        seq = seq_cursor(after)
         lo, hi = _instant(start, "start"), _instant(end, "end")
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise InvalidInput(f"limit must be a positive int, got {limit!r}")

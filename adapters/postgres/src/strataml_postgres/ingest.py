@@ -50,9 +50,10 @@ from psycopg import sql
 from psycopg.copy import LibpqWriter
 
 from strataml._json import dumps_record
-from strataml._time import EPOCH, parse_event_time, to_micros, utcnow
+from strataml._time import EPOCH, event_micros, parse_event_time, to_micros, utcnow
 from strataml.capabilities import Capabilities
 from strataml.errors import InvalidInput, LimitExceeded, NotFound, Unavailable
+from strataml.ingestargs import field_name, idempotency_key, seq_cursor
 from strataml.models import IngestedRecord, ReadPage, WriteResult, check_name
 from strataml_postgres.jsonb import from_jsonb, to_jsonb
 from strataml_postgres.pgcopy import (
@@ -73,47 +74,9 @@ _CHUNK: Final = 250  # records validated, encoded and sent at a time
 _TS_AND_DATA: Final = struct.Struct(">iqiB")  # ts field, then data's length word and version
 _NULL_FIELD: Final = b"\xff\xff\xff\xff"
 _FLUSH: Final = 128 * 1024  # send COPY data early, so the server works while we prepare more
-_MIN_EPOCH_S: Final = -62_135_596_800  # 0001-01-01T00:00:00
-_MAX_EPOCH_S: Final = 253_402_300_799  # 9999-12-31T23:59:59
 
 
 # ------------------------------------------------------------------------------- validation
-def _key_value(value: Any, where: str) -> str | None:
-    """An idempotency key: a string, or an int (stored as its decimal string); ``None``: none."""
-    if value is None or isinstance(value, str):
-        if isinstance(value, str) and "\x00" in value:
-            raise InvalidInput(f"{where}: an idempotency key cannot hold a NUL character")
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    raise InvalidInput(f"{where}: an idempotency key is a string or an int, got {value!r}")
-
-
-def _field_name(value: Any, what: str) -> str | None:
-    if value is None or (isinstance(value, str) and value):
-        return value
-    raise InvalidInput(f"{what} must be a non-empty field name (str) or None, got {value!r}")
-
-
-_EPOCH_UTC: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-
-
-def _event_micros(value: Any, where: str) -> int:
-    """An event time in microseconds since the epoch (UTC); the same result as
-    :func:`~strataml._time.parse_event_time`, with fast paths for the common forms."""
-    kind = type(value)
-    if kind is int and _MIN_EPOCH_S <= value <= _MAX_EPOCH_S:
-        return int(value) * 1_000_000
-    if kind is str or kind is dt.datetime:
-        try:
-            at = dt.datetime.fromisoformat(value) if kind is str else value
-        except ValueError:
-            return to_micros(parse_event_time(value, where))  # raises InvalidInput
-        if at.tzinfo is None:
-            at = at.replace(tzinfo=dt.UTC)
-        delta = at - _EPOCH_UTC
-        return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-    return to_micros(parse_event_time(value, where))
 
 
 def _instant(value: Any, what: str) -> dt.datetime | None:
@@ -121,14 +84,6 @@ def _instant(value: Any, what: str) -> dt.datetime | None:
     if value is None:
         return None
     return parse_event_time(value, what).replace(tzinfo=dt.UTC)
-
-
-def _cursor(after: Any) -> int:
-    if after is None:
-        return 0
-    if isinstance(after, str) and after.isascii() and after.isdigit() and len(after) < 19:
-        return int(after)
-    raise InvalidInput(f"invalid cursor {after!r}: pass back the `cursor` of a previous page")
 
 
 class _Batch:
@@ -253,11 +208,11 @@ class PostgresIngestStore:
             if time_field is None:
                 ts = now_us
             elif time_field in rec:
-                ts = _event_micros(rec[time_field], f"{where}.{time_field}")
+                ts = event_micros(rec[time_field], f"{where}.{time_field}")
             else:
                 raise InvalidInput(f"{where}: no event-time field {time_field!r}")
             if key_field is not None:
-                key = _key_value(rec.get(key_field), f"{where}.{key_field}")
+                key = idempotency_key(rec.get(key_field), f"{where}.{key_field}")
             if key is not None:
                 if key in seen:
                     out.duplicates += 1
@@ -383,8 +338,8 @@ class PostgresIngestStore:
         :class:`~strataml.errors.Unavailable` (server unreachable, pool exhausted, closed).
         """
         check_name("stream", stream)
-        idem = _key_value(key, "key")
-        tf = _field_name(time_field, "time_field")
+        idem = idempotency_key(key, "key")
+        tf = field_name(time_field, "time_field")
         now_us = to_micros(utcnow())
         batch = self._prepare(
             (record,), key=idem, key_field=None, time_field=tf, now_us=now_us, single=True
@@ -431,8 +386,8 @@ class PostgresIngestStore:
         than ``max_batch_rows`` records.
         """
         check_name("stream", stream)
-        kf = _field_name(key_field, "key_field")
-        tf = _field_name(time_field, "time_field")
+        kf = field_name(key_field, "key_field")
+        tf = field_name(time_field, "time_field")
         if isinstance(records, Mapping | str | bytes):
             raise InvalidInput(
                 f"records must be an iterable of mappings, got a {type(records).__name__}; "
@@ -473,7 +428,7 @@ class PostgresIngestStore:
         :class:`~strataml.errors.InvalidInput` (bad name, cursor, window or ``limit < 1``).
         """
         check_name("stream", stream)
-        seq = _cursor(after)
+        seq = seq_cursor(after)
         lo, hi = _instant(start, "start"), _instant(end, "end")
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise InvalidInput(f"limit must be a positive int, got {limit!r}")
