@@ -1,15 +1,19 @@
-"""Resolving feature references (``view:feature``, ``view@2:feature``, ``view:*``) for
-point-in-time joins -- the same rules on every feature store."""
+"""The rules every feature store shares: resolving a view's output columns when it is
+registered (:func:`resolve_view`), and resolving feature references (``view:feature``,
+``view@2:feature``, ``view:*``) for point-in-time joins (:func:`plan_features`)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from strataml.errors import InvalidInput, NotFound
+from strataml.errors import InvalidInput, NotFound, SchemaError
 from strataml.models import FeatureRef, FeatureView
 
-__all__ = ["FeaturePlan", "ViewKey", "plan_features"]
+__all__ = ["FeaturePlan", "ViewKey", "plan_features", "resolve_view"]
+
+_FEATURE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 #: A view's identity in a plan: ``(name, version)``.
 ViewKey = tuple[str, int]
@@ -73,3 +77,45 @@ def plan_features(
             )
         taken[out] = key
     return plan
+
+
+def resolve_view(view: FeatureView, columns: Sequence[str], *, temporal: bool) -> FeatureView:
+    """Check a view against the columns its SQL returns (in order) and fill in ``features``.
+
+    ``temporal`` says whether the engine reports the timestamp column as a timestamp or date.
+    The query must return the entity and timestamp columns and unique names; ``features``
+    defaults to every other column; feature names must be identifiers. Errors:
+    :class:`SchemaError` naming the view and what to fix.
+    """
+    names = list(columns)
+    if len(set(names)) != len(names):
+        raise SchemaError(f"feature view {view.ref}: the query returns duplicate column names")
+    missing = [c for c in (*view.entities, view.timestamp) if c not in names]
+    if missing:
+        raise SchemaError(
+            f"feature view {view.ref}: the query lacks column(s) {missing}; it returns {names}"
+        )
+    if not temporal:
+        raise SchemaError(
+            f"feature view {view.ref}: timestamp column {view.timestamp!r} is not a "
+            "timestamp or date"
+        )
+    if view.features is None:
+        reserved = {*view.entities, view.timestamp}
+        features = tuple(c for c in names if c not in reserved)
+        if not features:
+            raise SchemaError(f"feature view {view.ref}: the query returns no feature columns")
+    else:
+        features = view.features
+        absent = [f for f in features if f not in names]
+        if absent:
+            raise SchemaError(
+                f"feature view {view.ref}: features {absent} are not in the query's columns {names}"
+            )
+    bad = [f for f in features if not _FEATURE_NAME.match(f)]
+    if bad:
+        raise SchemaError(
+            f"feature view {view.ref}: feature columns {bad} are not identifiers; "
+            "alias them in the SQL (AS name)"
+        )
+    return view if view.features == features else view.model_copy(update={"features": features})

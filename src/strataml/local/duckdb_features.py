@@ -23,7 +23,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -41,7 +40,7 @@ from strataml._time import to_utc_naive
 from strataml.arrowutil import as_reader, as_table
 from strataml.capabilities import Capabilities
 from strataml.errors import BackendError, InvalidInput, NotFound, SchemaError, Unavailable
-from strataml.features.refs import plan_features
+from strataml.features.refs import plan_features, resolve_view
 from strataml.local import DUCKDB_FEATURES_CAPS
 from strataml.local.duckdb_engine import DuckDBEngine, translate_duckdb_error
 from strataml.models import CANONICAL_DIALECT, FeatureView, check_name
@@ -54,7 +53,6 @@ _INTERNAL_PREFIX = "_strataml"
 _ROW = "__strataml_row"
 _LTS = "__strataml_lts"
 _VTS = "__strataml_vts"
-_FEATURE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 _SIGNED = {"TINYINT": 1, "SMALLINT": 2, "INTEGER": 3, "BIGINT": 4, "HUGEINT": 5}
 _UNSIGNED = {"UTINYINT": 1, "USMALLINT": 2, "UINTEGER": 3, "UBIGINT": 4, "UHUGEINT": 5}
@@ -391,41 +389,11 @@ class DuckDBFeatureStore:
         except duckdb.Error as exc:
             msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise SchemaError(f"feature view {view.ref}: SQL does not run: {msg}") from exc
-        types = {str(r[0]): str(r[1]) for r in rows}
-        if len(types) != len(rows):
+        if len({str(r[0]) for r in rows}) != len(rows):
             raise SchemaError(f"feature view {view.ref}: the query returns duplicate column names")
-        cols = list(types)
-        missing = [c for c in (*view.entities, view.timestamp) if c not in types]
-        if missing:
-            raise SchemaError(
-                f"feature view {view.ref}: the query lacks column(s) {missing}; it returns {cols}"
-            )
-        if types[view.timestamp] not in _TIME_TYPES:
-            raise SchemaError(
-                f"feature view {view.ref}: timestamp column {view.timestamp!r} is "
-                f"{types[view.timestamp]}, not a timestamp or date"
-            )
-        if view.features is None:
-            reserved = {*view.entities, view.timestamp}
-            features = tuple(c for c in cols if c not in reserved)
-            if not features:
-                raise SchemaError(f"feature view {view.ref}: the query returns no feature columns")
-        else:
-            features = view.features
-            absent = [f for f in features if f not in types]
-            if absent:
-                raise SchemaError(
-                    f"feature view {view.ref}: features {absent} are not in the query's "
-                    f"columns {cols}"
-                )
-        bad = [f for f in features if not _FEATURE_NAME.match(f)]
-        if bad:
-            raise SchemaError(
-                f"feature view {view.ref}: feature columns {bad} are not identifiers; "
-                "alias them in the SQL (AS name)"
-            )
-        resolved = (
-            view if view.features == features else view.model_copy(update={"features": features})
+        types = {str(r[0]): str(r[1]) for r in rows}
+        resolved = resolve_view(
+            view, list(types), temporal=types.get(view.timestamp) in _TIME_TYPES
         )
         return _Bound(resolved, sql, types)
 

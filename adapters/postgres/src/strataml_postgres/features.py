@@ -26,7 +26,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -38,7 +37,7 @@ from psycopg import sql
 from strataml.arrowutil import as_reader, as_table
 from strataml.capabilities import Capabilities
 from strataml.errors import InvalidInput, NotFound, SchemaError, StrataError, Unavailable
-from strataml.features.refs import plan_features
+from strataml.features.refs import plan_features, resolve_view
 from strataml.models import FeatureView, check_name
 from strataml_postgres.pgcopy import (
     HEADER,
@@ -74,7 +73,6 @@ _LABELS = "_strataml_labels"
 _ROW = "_strataml_row"
 _LTS = "_strataml_lts"
 _VTS = "_strataml_vts"
-_FEATURE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TIME_KINDS = frozenset({"timestamp", "timestamptz", "date"})
 _FAMILY = {
     "int2": "number",
@@ -379,41 +377,14 @@ class PostgresFeatureStore:
             raise
         except StrataError as exc:
             raise SchemaError(f"feature view {view.ref}: SQL does not run: {exc}") from exc
-        columns = {c.name: c for c in cols}
-        if len(columns) != len(cols):
+        if len({c.name for c in cols}) != len(cols):
             raise SchemaError(f"feature view {view.ref}: the query returns duplicate column names")
-        names = [c.name for c in cols]
-        missing = [c for c in (*view.entities, view.timestamp) if c not in columns]
-        if missing:
-            raise SchemaError(
-                f"feature view {view.ref}: the query lacks column(s) {missing}; it returns {names}"
-            )
-        if _kind(columns[view.timestamp]) not in _TIME_KINDS:
-            raise SchemaError(
-                f"feature view {view.ref}: timestamp column {view.timestamp!r} is not a "
-                "timestamp or date"
-            )
-        if view.features is None:
-            reserved = {*view.entities, view.timestamp}
-            features = tuple(c for c in names if c not in reserved)
-            if not features:
-                raise SchemaError(f"feature view {view.ref}: the query returns no feature columns")
-        else:
-            features = view.features
-            absent = [f for f in features if f not in columns]
-            if absent:
-                raise SchemaError(
-                    f"feature view {view.ref}: features {absent} are not in the query's "
-                    f"columns {names}"
-                )
-        bad = [f for f in features if not _FEATURE_NAME.match(f)]
-        if bad:
-            raise SchemaError(
-                f"feature view {view.ref}: feature columns {bad} are not identifiers; "
-                "alias them in the SQL (AS name)"
-            )
-        resolved = (
-            view if view.features == features else view.model_copy(update={"features": features})
+        columns = {c.name: c for c in cols}
+        stamp = columns.get(view.timestamp)
+        resolved = resolve_view(
+            view,
+            [c.name for c in cols],
+            temporal=stamp is not None and _kind(stamp) in _TIME_KINDS,
         )
         return _Bound(resolved, text, columns)
 
