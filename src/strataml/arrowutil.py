@@ -8,8 +8,9 @@ from typing import Any
 import pyarrow as pa
 
 from strataml.errors import InvalidInput
+from strataml.filters import FieldType
 
-__all__ = ["as_reader", "as_table"]
+__all__ = ["as_reader", "as_table", "field_type_of", "field_types"]
 
 
 def as_table(data: Any, where: str = "data") -> pa.Table:
@@ -76,3 +77,32 @@ def as_reader(data: Any, where: str = "data") -> pa.RecordBatchReader:
 
         return pa.RecordBatchReader.from_batches(first.schema, chain())
     return as_table(data, where).to_reader()
+
+
+def field_type_of(t: pa.DataType) -> FieldType:
+    """The filter field type of an Arrow type (what :func:`~strataml.filters.check_types` uses):
+    structs, maps, binary, times and intervals are ``OBJECT`` (not comparable)."""
+    if pa.types.is_dictionary(t):
+        return field_type_of(t.value_type)
+    if pa.types.is_boolean(t):
+        return FieldType.BOOL
+    if pa.types.is_integer(t):
+        return FieldType.INT
+    if pa.types.is_floating(t) or pa.types.is_decimal(t):
+        return FieldType.FLOAT
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return FieldType.STRING
+    if pa.types.is_timestamp(t):
+        return FieldType.TIMESTAMP
+    if pa.types.is_date(t):
+        return FieldType.DATE
+    if pa.types.is_null(t):
+        return FieldType.ANY
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        return FieldType.LIST
+    return FieldType.OBJECT
+
+
+def field_types(schema: pa.Schema) -> dict[str, FieldType]:
+    """Column name -> filter field type, for :func:`~strataml.filters.check_types`."""
+    return {f.name: field_type_of(f.type) for f in schema}

@@ -37,19 +37,20 @@ from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
 from strataml._time import to_utc_naive
-from strataml.arrowutil import as_reader, as_table
+from strataml.arrowutil import as_table
 from strataml.capabilities import Capabilities
 from strataml.errors import BackendError, InvalidInput, NotFound, SchemaError, Unavailable
+from strataml.features.loading import INTERNAL_PREFIX, prepare_load
 from strataml.features.refs import plan_features, resolve_view
 from strataml.local import DUCKDB_FEATURES_CAPS
 from strataml.local.duckdb_engine import DuckDBEngine, translate_duckdb_error
-from strataml.models import CANONICAL_DIALECT, FeatureView, check_name
+from strataml.models import CANONICAL_DIALECT, FeatureView
 
 __all__ = ["DuckDBFeatureStore"]
 
 VIEWS_TABLE = "_strataml_views"
 CHECKPOINTS_TABLE = "_strataml_checkpoints"
-_INTERNAL_PREFIX = "_strataml"
+
 _ROW = "__strataml_row"
 _LTS = "__strataml_lts"
 _VTS = "__strataml_vts"
@@ -227,30 +228,7 @@ class DuckDBFeatureStore:
         data), :class:`SchemaError` (a column whose type cannot be appended to the stored one);
         on any error nothing is written (rows, columns and checkpoint are rolled back).
         """
-        check_name("table", table)
-        if table.lower().startswith(_INTERNAL_PREFIX):
-            raise InvalidInput(f"table names starting with {_INTERNAL_PREFIX!r} are reserved")
-        if mode not in ("append", "replace"):
-            raise InvalidInput(f"mode must be 'append' or 'replace', not {mode!r}")
-        if checkpoint is not None and not (
-            isinstance(checkpoint, tuple)
-            and len(checkpoint) == 2
-            and all(isinstance(p, str) for p in checkpoint)
-            and checkpoint[0]
-        ):
-            raise InvalidInput("checkpoint must be a (key, value) tuple of strings, key non-empty")
-        if isinstance(data, list | tuple) and data and isinstance(data[0], pa.RecordBatch):
-            try:
-                data = pa.Table.from_batches(list(data))
-            except (pa.ArrowInvalid, TypeError) as exc:
-                raise InvalidInput(f"load {table}: record batches disagree: {exc}") from exc
-        reader = as_reader(data, f"load {table}")
-        names = reader.schema.names
-        lowered = [n.lower() for n in names]
-        if not names or "" in names or len(set(lowered)) != len(lowered):
-            raise InvalidInput(
-                f"load {table}: columns must be non-empty and unique (case-insensitively): {names}"
-            )
+        reader = prepare_load(table, data, mode, checkpoint)
         feed = _Feed(reader)
         with self._engine.write_lock:
             cur = self._cursor()
@@ -336,7 +314,7 @@ class DuckDBFeatureStore:
                     "WHERE database_name = current_database() "
                     "AND schema_name = current_schema() AND NOT temporary "
                     "AND NOT starts_with(lower(table_name), ?) ORDER BY table_name",
-                    [_INTERNAL_PREFIX],
+                    [INTERNAL_PREFIX],
                 )
                 .fetchall()
             )

@@ -46,6 +46,7 @@ import numpy as np
 import pyarrow as pa
 
 from strataml._time import to_utc_naive, utcnow
+from strataml.arrowutil import field_types
 from strataml.capabilities import Capabilities
 from strataml.errors import (
     Conflict,
@@ -56,7 +57,6 @@ from strataml.errors import (
     Unavailable,
 )
 from strataml.filters import (
-    FieldType,
     SQLFilterCompiler,
     check_types,
     coerce_temporal,
@@ -77,7 +77,7 @@ from strataml.trainargs import (
     same_layout,
 )
 
-__all__ = ["DATASET_SCHEMA", "DuckDBTrainingSource", "arrow_field_types"]
+__all__ = ["DATASET_SCHEMA", "DuckDBTrainingSource"]
 
 #: The schema holding one view per dataset (``datasets.<name>`` in SQL sources).
 DATASET_SCHEMA = "datasets"
@@ -91,33 +91,6 @@ _STREAM_FLUSH_ROWS = 262_144
 
 def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
-
-
-def arrow_field_types(schema: pa.Schema) -> dict[str, FieldType]:
-    """Map an Arrow schema to the field types filters are checked against."""
-    return {f.name: _field_type(f.type) for f in schema}
-
-
-def _field_type(t: pa.DataType) -> FieldType:
-    if pa.types.is_dictionary(t):
-        return _field_type(t.value_type)
-    if pa.types.is_boolean(t):
-        return FieldType.BOOL
-    if pa.types.is_integer(t):
-        return FieldType.INT
-    if pa.types.is_floating(t) or pa.types.is_decimal(t):
-        return FieldType.FLOAT
-    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
-        return FieldType.STRING
-    if pa.types.is_timestamp(t):
-        return FieldType.TIMESTAMP
-    if pa.types.is_date(t):
-        return FieldType.DATE
-    if pa.types.is_null(t):
-        return FieldType.ANY
-    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
-        return FieldType.LIST
-    return FieldType.OBJECT  # structs, maps, binary, time, intervals: not comparable
 
 
 # ------------------------------------------------------------------------------------ filters
@@ -599,7 +572,7 @@ class DuckDBTrainingSource:
         clauses: list[str] = []
         params: list[Any] = []
         if expr is not None:
-            types = arrow_field_types(src.schema)
+            types = field_types(src.schema)
             nan_columns = frozenset(f.name for f in src.schema if pa.types.is_floating(f.type))
             compiler = _DuckDBFilter(nan_columns)
             require_ops(expr, self.capabilities.filter_ops, compiler.backend)

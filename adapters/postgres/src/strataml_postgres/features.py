@@ -34,11 +34,12 @@ from typing import Any, Literal, LiteralString
 import pyarrow as pa
 from psycopg import sql
 
-from strataml.arrowutil import as_reader, as_table
+from strataml.arrowutil import as_table
 from strataml.capabilities import Capabilities
 from strataml.errors import InvalidInput, NotFound, SchemaError, StrataError, Unavailable
+from strataml.features.loading import INTERNAL_PREFIX, prepare_load
 from strataml.features.refs import plan_features, resolve_view
-from strataml.models import FeatureView, check_name
+from strataml.models import FeatureView
 from strataml_postgres.pgcopy import (
     HEADER,
     TRAILER,
@@ -68,7 +69,7 @@ __all__ = ["PostgresFeatureStore"]
 
 VIEWS = "_strataml_views"
 CHECKPOINTS = "_strataml_checkpoints"
-INTERNAL_PREFIX = "_strataml"
+
 _LABELS = "_strataml_labels"
 _ROW = "_strataml_row"
 _LTS = "_strataml_lts"
@@ -198,30 +199,8 @@ class PostgresFeatureStore:
         :class:`SchemaError` (a column whose type cannot be appended to the stored one); on any
         error nothing is written.
         """
-        check_name("table", table)
-        if table.lower().startswith(INTERNAL_PREFIX):
-            raise InvalidInput(f"table names starting with {INTERNAL_PREFIX!r} are reserved")
-        if mode not in ("append", "replace"):
-            raise InvalidInput(f"mode must be 'append' or 'replace', not {mode!r}")
-        if checkpoint is not None and not (
-            isinstance(checkpoint, tuple)
-            and len(checkpoint) == 2
-            and all(isinstance(p, str) for p in checkpoint)
-            and checkpoint[0]
-        ):
-            raise InvalidInput("checkpoint must be a (key, value) tuple of strings, key non-empty")
-        if isinstance(data, list | tuple) and data and isinstance(data[0], pa.RecordBatch):
-            try:
-                data = pa.Table.from_batches(list(data))
-            except (pa.ArrowInvalid, TypeError) as exc:
-                raise InvalidInput(f"load {table}: record batches disagree: {exc}") from exc
-        reader = as_reader(data, f"load {table}")
+        reader = prepare_load(table, data, mode, checkpoint)
         names = reader.schema.names
-        lowered = [n.lower() for n in names]
-        if not names or "" in names or len(set(lowered)) != len(lowered):
-            raise InvalidInput(
-                f"load {table}: columns must be non-empty and unique (case-insensitively): {names}"
-            )
         incoming = {
             f.name: pg_type_for(f.type, f"load {table}: column {f.name!r}") for f in reader.schema
         }

@@ -18,6 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from strataml.arrowutil import field_type_of, field_types
 from strataml.errors import NotFound
 from strataml.filters import (
     FieldType,
@@ -28,7 +29,6 @@ from strataml.filters import (
     parse_filter,
     require_ops,
 )
-from strataml_postgres.pgtypes import field_type_of
 
 __all__ = ["PgFilterCompiler", "compile_filter"]
 
@@ -86,6 +86,6 @@ def compile_filter(spec: Mapping[str, Any] | None, schema: pa.Schema) -> tuple[s
             f"the filter names column(s) {unknown} the source does not have; "
             f"columns: {schema.names}"
         )
-    types = {f.name: field_type_of(f.type) for f in schema}
+    types = field_types(schema)
     check_types(expr, types)
     return compiler.compile(coerce_temporal(expr, types))

@@ -32,13 +32,11 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from strataml.errors import InvalidInput
-from strataml.filters import FieldType
 
 __all__ = [
     "ARRAY_ELEMENT_KINDS",
     "ResultColumn",
     "arrow_type_of_kind",
-    "field_type_of",
     "kind_of_oid",
     "pg_type_for",
     "result_column",
@@ -225,26 +223,3 @@ def result_column(name: str, oid: int, precision: int | None, scale: int | None)
     if kind is None:
         return ResultColumn(name, oid, "text", pa.string(), "text")
     return ResultColumn(name, oid, kind, arrow_type_of_kind(kind))
-
-
-def field_type_of(t: pa.DataType) -> FieldType:
-    """The filter field type of an Arrow type (what :func:`~strataml.filters.check_types` uses)."""
-    if pa.types.is_dictionary(t):
-        return field_type_of(t.value_type)
-    if pa.types.is_boolean(t):
-        return FieldType.BOOL
-    if pa.types.is_integer(t):
-        return FieldType.INT
-    if pa.types.is_floating(t) or pa.types.is_decimal(t):
-        return FieldType.FLOAT
-    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
-        return FieldType.STRING
-    if pa.types.is_timestamp(t):
-        return FieldType.TIMESTAMP
-    if pa.types.is_date(t):
-        return FieldType.DATE
-    if pa.types.is_null(t):
-        return FieldType.ANY
-    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
-        return FieldType.LIST
-    return FieldType.OBJECT
