@@ -16,9 +16,11 @@ from strataml.models import is_name
 
 __all__ = [
     "QUERY_RE",
+    "ROW_COLUMN",
     "SNAPSHOT_RE",
     "check_batch_size",
     "check_columns",
+    "check_schema",
     "check_shard",
     "input_batches",
     "is_query",
@@ -27,6 +29,8 @@ __all__ = [
 
 #: A SQL source: text starting with SELECT or WITH (anything else names a dataset).
 QUERY_RE = re.compile(r"^\s*(select|with)\b", re.IGNORECASE)
+#: The row ordinal every stored dataset version carries (write order; sharding); reserved.
+ROW_COLUMN = "_row"
 #: Snapshot ids: ``<dataset>@<version>``.
 SNAPSHOT_RE = re.compile(r"^(?P<name>.+)@(?P<version>[1-9][0-9]*)$")
 
@@ -73,6 +77,25 @@ def check_columns(columns: Any, schema: pa.Schema, source: str) -> list[str]:
     if unknown:
         raise NotFound(f"{source} has no column(s) {unknown}; columns: {schema.names}")
     return cols
+
+
+def check_schema(schema: pa.Schema) -> None:
+    """Columns a dataset can store: named, unique (case-insensitively, as SQL engines fold
+    names), and not the reserved row ordinal."""
+    names = schema.names
+    if not names:
+        raise InvalidInput("training data has no columns")
+    if any(not n for n in names):
+        raise InvalidInput(f"training data has an unnamed column: {names}")
+    lowered = [n.lower() for n in names]
+    if ROW_COLUMN in lowered:
+        raise InvalidInput(
+            f"the column name {ROW_COLUMN!r} is reserved (the row ordinal); rename it"
+        )
+    if len(set(lowered)) != len(lowered):
+        raise InvalidInput(
+            f"training data has duplicate column names (case-insensitively): {names}"
+        )
 
 
 def same_layout(a: pa.Schema, b: pa.Schema) -> bool:

@@ -71,6 +71,7 @@ from strataml.trainargs import (
     SNAPSHOT_RE,
     check_batch_size,
     check_columns,
+    check_schema,
     check_shard,
     input_batches,
     is_query,
@@ -140,21 +141,6 @@ def _decode(batch: pa.RecordBatch) -> pa.RecordBatch:
         return batch
     arrays = [c.dictionary_decode() if pa.types.is_dictionary(c.type) else c for c in batch.columns]
     return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
-
-
-def _check_schema(schema: pa.Schema) -> None:
-    names = schema.names
-    if not names:
-        raise InvalidInput("training data has no columns")
-    if any(not n for n in names):
-        raise InvalidInput(f"training data has an unnamed column: {names}")
-    lowered = [n.lower() for n in names]
-    if _ROW in lowered:
-        raise InvalidInput(f"the column name {_ROW!r} is reserved (the row ordinal); rename it")
-    if len(set(lowered)) != len(lowered):
-        raise InvalidInput(
-            f"training data has duplicate column names (case-insensitively): {names}"
-        )
 
 
 # ---------------------------------------------------------------------------------- scanning
@@ -288,7 +274,7 @@ class DuckDBTrainingSource:
         for i, raw in enumerate(batches):
             batch = _decode(raw)
             if schema is None:
-                _check_schema(batch.schema)
+                check_schema(batch.schema)
                 # nullability flags and metadata may differ between batches: names/types rule
                 schema = pa.schema([pa.field(f.name, f.type) for f in batch.schema])
             elif not same_layout(batch.schema, schema):

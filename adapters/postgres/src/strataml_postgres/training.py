@@ -58,6 +58,7 @@ from strataml.trainargs import (
     SNAPSHOT_RE,
     check_batch_size,
     check_columns,
+    check_schema,
     check_shard,
     input_batches,
     is_query,
@@ -103,21 +104,6 @@ def _decode_dictionaries(batch: pa.RecordBatch) -> pa.RecordBatch:
         return batch
     arrays = [c.dictionary_decode() if pa.types.is_dictionary(c.type) else c for c in batch.columns]
     return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
-
-
-def _check_schema(schema: pa.Schema) -> None:
-    names = schema.names
-    if not names:
-        raise InvalidInput("training data has no columns")
-    if any(not n for n in names):
-        raise InvalidInput(f"training data has an unnamed column: {names}")
-    if _ROW in names:
-        raise InvalidInput(f"the column name {_ROW!r} is reserved (the row ordinal); rename it")
-    lowered = [n.lower() for n in names]
-    if len(set(lowered)) != len(lowered):
-        raise InvalidInput(
-            f"training data has duplicate column names (case-insensitively): {names}"
-        )
 
 
 def _restore(arr: pa.Array, target: pa.DataType, name: str) -> pa.Array:
@@ -266,7 +252,7 @@ class PostgresTrainingSource:
         if first is None:
             raise InvalidInput("training data has no rows; a dataset version needs at least one")
         first = _decode_dictionaries(first)
-        _check_schema(first.schema)
+        check_schema(first.schema)
         schema = first.schema
         types = [pg_type_for(f.type, f"training column {f.name!r}") for f in schema]
         kinds = [k for k, _ in types]
