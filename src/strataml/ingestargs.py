@@ -4,11 +4,12 @@ numbers) cursors."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from strataml.errors import InvalidInput
+from strataml.errors import InvalidInput, LimitExceeded
 
-__all__ = ["field_name", "idempotency_key", "seq_cursor"]
+__all__ = ["batch_records", "field_name", "idempotency_key", "seq_cursor"]
 
 
 def field_name(value: Any, what: str) -> str | None:
@@ -40,3 +41,33 @@ def seq_cursor(after: Any) -> int:
     if isinstance(after, str) and after.isascii() and after.isdigit() and len(after) < 19:
         return int(after)
     raise InvalidInput(f"invalid cursor {after!r}: pass back the `cursor` of a previous page")
+
+
+def batch_records(records: Any, max_rows: int | None) -> Sequence[Any]:
+    """``write_batch``'s records as a sequence (an iterable is read once), within ``max_rows``.
+
+    Errors: :class:`InvalidInput` for a single mapping, a string or a non-iterable;
+    :class:`LimitExceeded` for more than ``max_rows`` records. Each record is checked later,
+    by the store, before anything is written.
+    """
+    if isinstance(records, Mapping | str | bytes):
+        raise InvalidInput(
+            f"records must be an iterable of mappings, got a {type(records).__name__}; "
+            "use write() for a single record"
+        )
+    if isinstance(records, list | tuple):
+        items: Sequence[Any] = records
+    else:
+        try:
+            iterator = iter(records)
+        except TypeError as exc:
+            raise InvalidInput(
+                f"records must be an iterable of mappings, got {type(records).__name__}"
+            ) from exc
+        items = list(iterator)
+    if max_rows is not None and len(items) > max_rows:
+        raise LimitExceeded(
+            f"a batch of {len(items)} records is over the limit of {max_rows}; "
+            "split it into smaller batches"
+        )
+    return items

@@ -34,7 +34,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from itertools import repeat
 from pathlib import Path
 from types import TracebackType
@@ -54,7 +54,7 @@ from strataml.errors import (
     StrataError,
     Unavailable,
 )
-from strataml.ingestargs import field_name, idempotency_key, seq_cursor
+from strataml.ingestargs import batch_records, field_name, idempotency_key, seq_cursor
 from strataml.local import SQLITE_CAPS
 from strataml.models import IngestedRecord, ReadPage, WriteResult, check_name
 
@@ -523,26 +523,7 @@ class SQLiteIngestStore:
         check_name("stream", stream)
         kf = field_name(key_field, "key_field")
         tf = field_name(time_field, "time_field")
-        if isinstance(records, Mapping | str | bytes):
-            raise InvalidInput(
-                f"records must be an iterable of mappings, got a {type(records).__name__}; "
-                "use write() for a single record"
-            )
-        if isinstance(records, list | tuple):
-            items: Sequence[Any] = records
-        else:
-            try:
-                iterator = iter(records)
-            except TypeError as exc:
-                raise InvalidInput(
-                    f"records must be an iterable of mappings, got {type(records).__name__}"
-                ) from exc
-            items = list(iterator)
-        if self._max_rows is not None and len(items) > self._max_rows:
-            raise LimitExceeded(
-                f"a batch of {len(items)} records is over the limit of {self._max_rows}; "
-                "split it into smaller batches"
-            )
+        items = batch_records(records, self._max_rows)
         now_us = time.time_ns() // 1000
         rows = self._prepare(
             items, key=None, key_field=kf, time_field=tf, now_us=now_us, single=False

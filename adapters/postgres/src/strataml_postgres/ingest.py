@@ -53,7 +53,7 @@ from strataml._json import dumps_record
 from strataml._time import EPOCH, event_micros, parse_event_time, to_micros, utcnow
 from strataml.capabilities import Capabilities
 from strataml.errors import InvalidInput, LimitExceeded, NotFound, Unavailable
-from strataml.ingestargs import field_name, idempotency_key, seq_cursor
+from strataml.ingestargs import batch_records, field_name, idempotency_key, seq_cursor
 from strataml.models import IngestedRecord, ReadPage, WriteResult, check_name
 from strataml_postgres.jsonb import from_jsonb, to_jsonb
 from strataml_postgres.pgcopy import (
@@ -388,26 +388,7 @@ class PostgresIngestStore:
         check_name("stream", stream)
         kf = field_name(key_field, "key_field")
         tf = field_name(time_field, "time_field")
-        if isinstance(records, Mapping | str | bytes):
-            raise InvalidInput(
-                f"records must be an iterable of mappings, got a {type(records).__name__}; "
-                "use write() for a single record"
-            )
-        if isinstance(records, list | tuple):
-            items: Sequence[Any] = records
-        else:
-            try:
-                items = list(iter(records))
-            except TypeError as exc:
-                raise InvalidInput(
-                    f"records must be an iterable of mappings, got {type(records).__name__}"
-                ) from exc
-        limit = self._caps.max_batch_rows
-        if limit is not None and len(items) > limit:
-            raise LimitExceeded(
-                f"a batch of {len(items)} records is over the limit of {limit}; "
-                "split it into smaller batches"
-            )
+        items = batch_records(records, self._caps.max_batch_rows)
         return self._write(stream, items, kf, tf)
 
     # ------------------------------------------------------------------------------ reading
