@@ -9,7 +9,7 @@ from typing import Any
 
 from strataml.errors import InvalidInput, LimitExceeded
 
-__all__ = ["batch_records", "field_name", "idempotency_key", "seq_cursor"]
+__all__ = ["batch_records", "field_name", "idempotency_key", "page_limit", "seq_cursor"]
 
 
 def field_name(value: Any, what: str) -> str | None:
@@ -71,3 +71,10 @@ def batch_records(records: Any, max_rows: int | None) -> Sequence[Any]:
             "split it into smaller batches"
         )
     return items
+
+
+def page_limit(limit: Any) -> int:
+    """``read``'s ``limit``: a positive int."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise InvalidInput(f"limit must be a positive int, got {limit!r}")
+    return limit

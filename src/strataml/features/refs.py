@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from strataml.errors import InvalidInput, NotFound, SchemaError
 from strataml.models import FeatureRef, FeatureView
 
-__all__ = ["FeaturePlan", "ViewKey", "plan_features", "resolve_view"]
+__all__ = ["FeaturePlan", "ViewKey", "check_view_ref", "plan_features", "resolve_view"]
 
 _FEATURE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -25,6 +25,16 @@ class FeaturePlan:
 
     views: dict[ViewKey, FeatureView] = field(default_factory=dict)
     outputs: list[tuple[ViewKey, str, str]] = field(default_factory=list)
+
+
+def check_view_ref(name: object, version: object) -> None:
+    """``get_view``'s arguments: a string name and ``None`` or an int version >= 1."""
+    if not isinstance(name, str):
+        raise InvalidInput(f"view names are strings, not {type(name).__name__}")
+    if version is not None and (
+        isinstance(version, bool) or not isinstance(version, int) or version < 1
+    ):
+        raise InvalidInput(f"view versions are integers >= 1, not {version!r}")
 
 
 def plan_features(

@@ -54,7 +54,13 @@ from strataml.errors import (
     StrataError,
     Unavailable,
 )
-from strataml.ingestargs import batch_records, field_name, idempotency_key, seq_cursor
+from strataml.ingestargs import (
+    batch_records,
+    field_name,
+    idempotency_key,
+    page_limit,
+    seq_cursor,
+)
 from strataml.local import SQLITE_CAPS
 from strataml.models import IngestedRecord, ReadPage, WriteResult, check_name
 
@@ -550,8 +556,7 @@ class SQLiteIngestStore:
         check_name("stream", stream)
         seq = seq_cursor(after)
         lo, hi = _instant(start, "start"), _instant(end, "end")
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise InvalidInput(f"limit must be a positive int, got {limit!r}")
+        limit = page_limit(limit)
         sql = [_SELECT_COLUMNS, "WHERE stream_id = ? AND seq > ?"]
         params: list[int] = [0, seq]
         if lo is not None:

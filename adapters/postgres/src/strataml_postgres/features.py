@@ -38,7 +38,7 @@ from strataml.arrowutil import as_table
 from strataml.capabilities import Capabilities
 from strataml.errors import InvalidInput, NotFound, SchemaError, StrataError, Unavailable
 from strataml.features.loading import INTERNAL_PREFIX, prepare_load
-from strataml.features.refs import plan_features, resolve_view
+from strataml.features.refs import check_view_ref, plan_features, resolve_view
 from strataml.models import FeatureView
 from strataml_postgres.pgcopy import (
     HEADER,
@@ -391,12 +391,7 @@ class PostgresFeatureStore:
     def get_view(self, name: str, version: int | None = None) -> FeatureView:
         """A registered view (latest version when ``version`` is ``None``); :class:`NotFound`
         if there is none, :class:`InvalidInput` for a malformed name or version."""
-        if not isinstance(name, str):
-            raise InvalidInput(f"view names are strings, not {type(name).__name__}")
-        if version is not None and (
-            isinstance(version, bool) or not isinstance(version, int) or version < 1
-        ):
-            raise InvalidInput(f"view versions are integers >= 1, not {version!r}")
+        check_view_ref(name, version)
         found = self._lookup(name, version)
         if found is None:
             which = f"{name}@{version}" if version is not None else name

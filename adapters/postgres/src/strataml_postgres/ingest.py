@@ -53,7 +53,13 @@ from strataml._json import dumps_record
 from strataml._time import EPOCH, event_micros, parse_event_time, to_micros, utcnow
 from strataml.capabilities import Capabilities
 from strataml.errors import InvalidInput, LimitExceeded, NotFound, Unavailable
-from strataml.ingestargs import batch_records, field_name, idempotency_key, seq_cursor
+from strataml.ingestargs import (
+    batch_records,
+    field_name,
+    idempotency_key,
+    page_limit,
+    seq_cursor,
+)
 from strataml.models import IngestedRecord, ReadPage, WriteResult, check_name
 from strataml_postgres.jsonb import from_jsonb, to_jsonb
 from strataml_postgres.pgcopy import (
@@ -411,8 +417,7 @@ class PostgresIngestStore:
         check_name("stream", stream)
         seq = seq_cursor(after)
         lo, hi = _instant(start, "start"), _instant(end, "end")
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise InvalidInput(f"limit must be a positive int, got {limit!r}")
+        limit = page_limit(limit)
         self._ensure()
         window, params = self._window(lo, hi)
         query = sql.SQL(
