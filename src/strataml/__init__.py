@@ -19,6 +19,7 @@ from strataml.errors import (
     SchemaError,
     SkewError,
     StrataError,
+    TransformError,
     Unavailable,
     Unsupported,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "SkewError",
     "Stack",
     "StrataError",
+    "TransformError",
     "Unavailable",
     "Unsupported",
     "VectorRecord",

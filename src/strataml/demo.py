@@ -31,7 +31,6 @@ from rich.table import Table
 
 import strataml
 from strataml.embed import LSAEmbedder, chunk_text
-from strataml.features import materialize
 from strataml.models import FeatureView
 
 __all__ = ["DemoResult", "run_demo"]
@@ -289,30 +288,31 @@ def _run(profile: str, data_dir: Path, quick: bool, console: Console) -> DemoRes
 
         # ------------------------------------------------------------ 4. feature serving
         with _step(console, "4. Feature serving: materialize offline -> online, then serve"):
-            report = materialize(stack.features, stack.online, view)
+            report = stack.materialize(view)
             console.print(
-                f"   materialized {report.entities_written:,} entities "
-                f"({report.rows_read:,} rows read) in {report.seconds:.2f} s"
+                f"   materialized {report.entities_written:,} entities into "
+                f"{report.online_view!r} in {report.seconds:.2f} s"
             )
             rng = np.random.default_rng(3)
             keys = [{"user_id": int(u)} for u in rng.integers(0, n_users, 20_000)]
-            online = stack.online
-            online.get("user_activity_7d", keys[0])
+            # the definition the model was trained with; the skew guard checks every row
+            server = stack.feature_server([view])
+            server.get(keys[0])
             samples = []
             gc.collect()
             for k in keys:
                 t0 = time.perf_counter()
-                online.get("user_activity_7d", k)
+                server.get(k)
                 samples.append(time.perf_counter() - t0)
             p50, p99 = _percentiles(samples)
             many = []
             for i in range(0, 20_000, 100):
                 t0 = time.perf_counter()
-                online.get_many("user_activity_7d", keys[i : i + 100])
+                server.get_many(keys[i : i + 100])
                 many.append(time.perf_counter() - t0)
             m50, m99 = _percentiles(many)
             fig.update(get_p50_ms=p50, get_p99_ms=p99, get_many_p50_ms=m50, get_many_p99_ms=m99)
-            sample = online.get("user_activity_7d", {"user_id": 1})
+            sample = server.get({"user_id": 1})
             console.print(f"   get(user_id=1) -> {sample}")
             console.print(
                 f"   get: p50 [bold]{p50 * 1000:.1f} µs[/], p99 [bold]{p99 * 1000:.1f} µs[/] "

@@ -25,6 +25,7 @@ __all__ = [
     "SchemaError",
     "SkewError",
     "StrataError",
+    "TransformError",
     "Unavailable",
     "Unsupported",
 ]
@@ -91,6 +92,10 @@ class SchemaError(StrataError):
 
 class SkewError(StrataError):
     """Online features were materialized from a different definition than the caller's."""
+
+
+class TransformError(StrataError):
+    """A request-time transform raised or returned something other than its declared outputs."""
 
 
 class Unsupported(StrataError, NotImplementedError):

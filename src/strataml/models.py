@@ -19,6 +19,7 @@ from strataml.filters import FieldType
 __all__ = [
     "CANONICAL_DIALECT",
     "CollectionInfo",
+    "CollectionStats",
     "FeatureRef",
     "FeatureView",
     "Hit",
@@ -163,6 +164,26 @@ class FeatureView(_Model):
         return tree.sql(dialect=CANONICAL_DIALECT, normalize=True, comments=False)
 
     @property
+    def sources(self) -> tuple[str, ...]:
+        """Lineage: the tables the SQL reads (``schema.table`` when qualified), sorted; names of
+        its own CTEs are not sources."""
+        import sqlglot
+        from sqlglot import exp
+        from sqlglot.errors import ParseError
+
+        try:
+            tree = sqlglot.parse_one(self.sql, read=CANONICAL_DIALECT)
+        except ParseError as exc:
+            raise SchemaError(f"feature view {self.ref}: SQL does not parse: {exc}") from exc
+        ctes = {c.alias_or_name for c in tree.find_all(exp.CTE)}
+        found = {
+            ".".join(p for p in (t.db, t.name) if p)
+            for t in tree.find_all(exp.Table)
+            if t.name and not (not t.db and t.name in ctes)
+        }
+        return tuple(sorted(found))
+
+    @property
     def fingerprint(self) -> str:
         """sha256 over the normalised SQL AST, entity keys, timestamp, features, TTL and version.
 
@@ -276,6 +297,39 @@ class CollectionInfo(_Model):
     multi_tenant: bool = False
     fields: dict[str, FieldType] = Field(default_factory=dict)
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class CollectionStats(_Model):
+    """A collection's health, from :meth:`~strataml.protocols.VectorStore.stats`.
+
+    * ``count``: live records (all tenants).
+    * ``deleted``: records deleted or overwritten whose space the backend still holds
+      (tombstones, soft-deleted rows, dead tuples, old fragment rows); ``0`` when the backend
+      compacts eagerly, ``None`` when it cannot tell.
+    * ``tombstone_ratio``: ``deleted / (count + deleted)`` (``None`` when ``deleted`` is).
+    * ``index_type``: the ANN index kind (``"hnsw"``, ``"ivf_flat"``, ``"ivf_pq"``, ...) or
+      ``"flat"`` when searches are exhaustive; ``index_params`` its parameters (``m``,
+      ``ef_construction``, ``lists``, ...).
+    * ``indexed``: records covered by the ANN index (the rest are searched exhaustively);
+      ``None`` when the backend does not say.
+    * ``details``: backend-specific figures (segments, fragments, bytes), informational.
+    """
+
+    name: str
+    count: int
+    deleted: int | None = 0
+    tombstone_ratio: float | None = 0.0
+    index_type: str = "flat"
+    index_params: dict[str, Any] = Field(default_factory=dict)
+    indexed: int | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def of(cls, name: str, count: int, deleted: int | None, **kwargs: Any) -> CollectionStats:
+        """Build stats, deriving ``tombstone_ratio`` from ``count`` and ``deleted``."""
+        total = count + (deleted or 0)
+        ratio = None if deleted is None else (deleted / total if total else 0.0)
+        return cls(name=name, count=count, deleted=deleted, tombstone_ratio=ratio, **kwargs)
 
 
 # ------------------------------------------------------------------------------------- training

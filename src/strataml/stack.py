@@ -11,12 +11,18 @@ from pydantic import ValidationError
 
 from strataml.capabilities import Capabilities, check_requirements
 from strataml.config import AdapterConfig, StackProfile, load_profile
-from strataml.errors import ConfigError
+from strataml.errors import ConfigError, InvalidInput
+from strataml.models import FeatureView
 from strataml.registry import Adapter, StackContext, get_adapter
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
+    import pyarrow as pa
+
+    from strataml.features.materialize import MaterializeReport
+    from strataml.features.serving import CompareReport, FeatureServer
+    from strataml.features.transforms import Transform
     from strataml.protocols import (
         AsyncOnlineStore,
         FeatureStore,
@@ -141,6 +147,67 @@ class Stack:
         from strataml.pipeline import sync_stream
 
         return sync_stream(self.ingest, self.features, stream, table=table, batch_size=batch_size)
+
+    # ----------------------------------------------------------------- feature platform
+    def feature_view(self, view: str | FeatureView) -> FeatureView:
+        """A registered view: ``"name"`` (latest), ``"name@2"``, or a definition from code
+        (returned as is, after checking its name/version are registered)."""
+        if isinstance(view, FeatureView):
+            self.features.get_view(view.name, view.version)
+            return view
+        name, _, version = str(view).partition("@")
+        if version and not version.isdigit():
+            raise InvalidInput(f"bad view reference {view!r}; write 'name' or 'name@2'")
+        return self.features.get_view(name, int(version) if version else None)
+
+    def materialize(self, view: str | FeatureView, **kwargs: Any) -> MaterializeReport:
+        """Offline -> online for one view (see :func:`strataml.features.materialize`)."""
+        from strataml.features.materialize import materialize
+
+        ref = self.feature_view(view) if isinstance(view, str) else view
+        return materialize(self.features, self.online, ref, **kwargs)
+
+    def feature_server(
+        self,
+        views: Sequence[str | FeatureView],
+        *,
+        transforms: Sequence[Transform] = (),
+        skew_guard: bool = True,
+    ) -> FeatureServer:
+        """A :class:`~strataml.features.FeatureServer` over the online store for ``views``
+        (definitions from code, or registered names ``"name"`` / ``"name@2"``)."""
+        from strataml.features.serving import FeatureServer
+
+        defs: list[FeatureView] = []
+        for v in views:
+            if isinstance(v, FeatureView) and v.features is None:
+                # a definition from code: its features are the registered version's
+                registered = self.features.get_view(v.name, v.version)
+                v = v.model_copy(update={"features": registered.features})
+            defs.append(v if isinstance(v, FeatureView) else self.feature_view(v))
+        return FeatureServer(self.online, defs, transforms=transforms, skew_guard=skew_guard)
+
+    def compare_online(self, view: str | FeatureView, *, sample: int = 1000) -> CompareReport:
+        """Recompute a sample offline and compare with online (see
+        :func:`strataml.features.compare_online`)."""
+        from strataml.features.serving import compare_online
+
+        return compare_online(self.features, self.online, self.feature_view(view), sample=sample)
+
+    def historical(
+        self,
+        labels: Any,
+        features: Sequence[str],
+        *,
+        transforms: Sequence[Transform] = (),
+        **kwargs: Any,
+    ) -> pa.Table:
+        """Point-in-time training data (:meth:`FeatureStore.historical`) plus the outputs of
+        the request-time ``transforms`` -- the same ones a :meth:`feature_server` runs."""
+        from strataml.features.transforms import apply_to_table
+
+        table = self.features.historical(labels, features, **kwargs)
+        return apply_to_table(table, transforms) if transforms else table
 
     # ------------------------------------------------------------------------------ closing
     def close(self) -> None:

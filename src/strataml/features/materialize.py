@@ -1,49 +1,158 @@
 """Offline -> online: push each entity's latest feature row into the online store.
 
-Streams the view's rows as Arrow batches from the feature store and keeps only the newest row
-per entity, so memory is bounded by the number of entities, not by the history.
+How it works, and why it is safe to kill at any moment:
+
+* The feature store reduces the view to each entity's newest row in the window
+  (``compute(..., latest=True)``), ordered by entity key, and streams it in Arrow batches: memory
+  is bounded by ``batch_size``, not by the history or the number of entities.
+* Every row written online carries the view's fingerprint in the reserved column
+  :data:`FINGERPRINT_COLUMN`, which the skew guard (:mod:`strataml.features.serving`) checks.
+* After each batch is written online, a checkpoint (the run's window and the last entity key
+  written) is committed to the *offline* store in the same transaction as a row of the
+  materialization log table :data:`LOG_TABLE`. A run that dies is resumed by the next call: same
+  window, skipping up to the checkpointed key. Online writes replace whole rows by key, so the
+  batch in flight when the process died is simply written again: no duplicates, no gaps.
+* ``incremental=True`` starts where the last *finished* run ended (its window end, the
+  watermark) and covers ``[watermark, end or now)``. Rows that arrive later with an event time
+  before the watermark are not picked up by incremental runs (run a full one).
+
+The online view is ``<view>__v<version>`` (:func:`online_view_name`), so versions of a view
+are served side by side.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any, Literal
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 
+from strataml.errors import InvalidInput, SchemaError
 from strataml.models import FeatureView
 from strataml.protocols import FeatureStore, OnlineStore
 
-__all__ = ["MaterializeReport", "materialize"]
+__all__ = [
+    "FINGERPRINT_COLUMN",
+    "LOG_TABLE",
+    "MaterializeReport",
+    "MaterializeState",
+    "materialize",
+    "materialize_state",
+    "online_view_name",
+    "short_fingerprint",
+]
+
+#: Reserved online column holding the (short) fingerprint of the definition a row came from.
+FINGERPRINT_COLUMN = "_strataml_fp"
+#: Offline table logging every committed materialization step (and carrying the checkpoints).
+LOG_TABLE = "strataml_materializations"
+
+
+def short_fingerprint(view: FeatureView) -> str:
+    """The first 16 hex digits of the view's fingerprint: what online rows carry."""
+    return view.fingerprint[:16]
+
+
+def online_view_name(view: FeatureView) -> str:
+    """The online view a feature view version is materialized into: ``<name>__v<version>``."""
+    return f"{view.name}__v{view.version}"
+
+
+class MaterializeState(BaseModel):
+    """A materialization checkpoint (kept in the offline store)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    run: str
+    fingerprint: str
+    start: dt.datetime | None
+    end: dt.datetime
+    last_key: list[Any] | None = None
+    written: int = 0
+    done: bool = False
 
 
 class MaterializeReport(BaseModel):
+    """What a :func:`materialize` call did."""
+
     model_config = ConfigDict(frozen=True)
 
     view: str
     version: int
+    online_view: str
+    fingerprint: str
+    mode: Literal["full", "incremental"]
+    start: dt.datetime | None
+    end: dt.datetime
+    resumed: bool
     rows_read: int
     entities_written: int
     seconds: float
 
 
-def _latest(table: pa.Table, entities: list[str], ts: str) -> pa.Table:
-    """The newest row per entity (ties: the later row in the input wins)."""
-    import duckdb
+def _checkpoint_key(online_view: str) -> str:
+    return f"materialize:{online_view}"
 
-    con = duckdb.connect()
-    try:
-        con.register("t", table)
-        keys = ", ".join(f'"{e}"' for e in entities)
-        out: pa.Table = con.sql(
-            f"SELECT * EXCLUDE (_rn) FROM (SELECT *, row_number() OVER "
-            f'(PARTITION BY {keys} ORDER BY "{ts}" DESC, _ord DESC) AS _rn FROM t) WHERE _rn = 1'
-        ).to_arrow_table()
-        return out.drop_columns(["_ord"])
-    finally:
-        con.close()
+
+def materialize_state(features: FeatureStore, view: FeatureView) -> MaterializeState | None:
+    """The last checkpoint of ``view``'s materialization, or ``None`` if it never ran."""
+    raw = features.checkpoint(_checkpoint_key(online_view_name(view)))
+    return None if raw is None else MaterializeState.model_validate_json(raw)
+
+
+def _utc(value: dt.datetime | None, label: str) -> dt.datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, dt.datetime):
+        raise InvalidInput(f"{label} must be a datetime, not {type(value).__name__}")
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC)
+
+
+def _commit(features: FeatureStore, online_view: str, state: MaterializeState, rows: int) -> None:
+    """Log one step and store the checkpoint, in one offline transaction."""
+    log = pa.table(
+        {
+            "online_view": pa.array([online_view]),
+            "run": pa.array([state.run]),
+            "fingerprint": pa.array([state.fingerprint]),
+            "window_start": pa.array([state.start], pa.timestamp("us", tz="UTC")),
+            "window_end": pa.array([state.end], pa.timestamp("us", tz="UTC")),
+            "rows": pa.array([rows], pa.int64()),
+            "written": pa.array([state.written], pa.int64()),
+            "done": pa.array([state.done]),
+            "at": pa.array([dt.datetime.now(dt.UTC)], pa.timestamp("us", tz="UTC")),
+        }
+    )
+    features.load(
+        LOG_TABLE,
+        log,
+        checkpoint=(_checkpoint_key(online_view), state.model_dump_json()),
+    )
+
+
+def _after(
+    batches: Iterator[pa.RecordBatch], entities: list[str], last_key: list[Any]
+) -> Iterator[pa.RecordBatch]:
+    """Skip the rows up to and including the entity ``last_key`` (resume). The stream is
+    ordered by entity key, so everything before it was written by the interrupted run. If the
+    key is not found (its rows were deleted), nothing is skipped: rewriting is idempotent."""
+    held: list[pa.RecordBatch] = []
+    target = tuple(last_key)
+    for batch in batches:
+        held.append(batch)
+        keys = zip(*(batch.column(e).to_pylist() for e in entities), strict=True)
+        for i, key in enumerate(keys):
+            if key == target:
+                yield batch.slice(i + 1)
+                yield from batches
+                return
+    yield from held
 
 
 def materialize(
@@ -53,49 +162,103 @@ def materialize(
     *,
     start: dt.datetime | None = None,
     end: dt.datetime | None = None,
-    batch_size: int = 100_000,
+    incremental: bool = False,
+    batch_size: int = 20_000,
     progress: Callable[[int], None] | None = None,
 ) -> MaterializeReport:
-    """Write the latest row of every entity of ``view`` (event time in ``[start, end)``) to the
-    online store, with the view's TTL counted from each row's event time."""
+    """Write the latest row of every entity of ``view`` with event time in the window to the
+    online view :func:`online_view_name`, with the view's TTL counted from each row's event
+    time, resuming an interrupted run if there is one.
+
+    The window is ``[start, end)``; ``end`` defaults to now. With ``incremental=True`` the
+    window starts at the end of the last finished run (``start`` must then be omitted; with no
+    finished run, everything before ``end`` is materialized). ``view`` is a name (latest
+    registered version) or a :class:`FeatureView` (that version's registered definition).
+    ``progress`` is called with the number of rows written after each batch.
+
+    Errors: :class:`~strataml.errors.NotFound` (unknown view), :class:`InvalidInput` (bad
+    arguments), and the stores' own errors; whatever was committed before an error stays
+    committed and the next call resumes after it.
+    """
     t0 = time.perf_counter()
-    # the registered definition (with its resolved feature list)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InvalidInput(f"batch_size must be a positive integer, not {batch_size!r}")
+    if incremental and start is not None:
+        raise InvalidInput("incremental runs start at the last watermark: do not pass start")
     fv = features.get_view(
         view.name if isinstance(view, FeatureView) else view,
         view.version if isinstance(view, FeatureView) else None,
     )
+    if isinstance(view, FeatureView):
+        mine = (
+            view if view.features is not None else view.model_copy(update={"features": fv.features})
+        )
+        if mine.fingerprint != fv.fingerprint:
+            raise SchemaError(
+                f"feature view {view.ref} differs from the registered definition; register the "
+                "change as a new version before materializing it"
+            )
+    fingerprint = short_fingerprint(fv)
+    target = online_view_name(fv)
+    lo, hi = _utc(start, "start"), _utc(end, "end") or dt.datetime.now(dt.UTC)
+    if lo is not None and lo > hi:
+        raise InvalidInput(f"start ({lo}) is after end ({hi})")
+
+    previous = materialize_state(features, fv)
+    resumed = previous is not None and not previous.done and previous.fingerprint == fingerprint
+    if previous is not None and resumed:
+        state = previous
+    else:
+        if incremental and previous is not None and previous.fingerprint == fingerprint:
+            lo = previous.end if previous.done else previous.start
+        state = MaterializeState(run=uuid.uuid4().hex, fingerprint=fingerprint, start=lo, end=hi)
     entities = list(fv.entities)
     columns = [*entities, fv.timestamp, *(fv.features or ())]
-    latest: pa.Table | None = None
-    rows = 0
-    offset = 0
-    for batch in features.compute(fv, start=start, end=end, batch_size=batch_size):
-        part = pa.Table.from_batches([batch]).select(columns)
-        part = part.append_column(
-            "_ord", pa.array(range(offset, offset + part.num_rows), pa.int64())
-        )
-        offset += part.num_rows
-        rows += part.num_rows
-        merged = (
-            part
-            if latest is None
-            else pa.concat_tables([latest, part], promote_options="permissive")
-        )
-        latest = _latest(merged, entities, fv.timestamp)
-        latest = latest.append_column("_ord", pa.array(range(latest.num_rows), pa.int64()))
-        if progress:
-            progress(part.num_rows)
-    written = 0
-    if latest is not None and latest.num_rows:
-        final = latest.drop_columns(["_ord"])
-        for chunk in final.to_batches(max_chunksize=batch_size):
-            written += online.write(
-                fv.name, chunk, entities=entities, ttl=fv.ttl, event_time=fv.timestamp
+    reader = features.compute(
+        fv,
+        start=state.start,
+        end=state.end,
+        batch_size=batch_size,
+        latest=True,
+    )
+    batches: Iterator[pa.RecordBatch] = iter(reader)
+    if resumed and state.last_key is not None:
+        batches = _after(batches, entities, state.last_key)
+    rows_read = 0
+    try:
+        for batch in batches:
+            if batch.num_rows == 0:
+                continue
+            part = pa.Table.from_batches([batch]).select(columns)
+            part = part.append_column(
+                FINGERPRINT_COLUMN, pa.array([fingerprint] * part.num_rows, pa.string())
             )
+            rows_read += part.num_rows
+            online.write(target, part, entities=entities, ttl=fv.ttl, event_time=fv.timestamp)
+            last = part.slice(part.num_rows - 1).select(entities).to_pylist()[0]
+            state = state.model_copy(
+                update={
+                    "last_key": [last[e] for e in entities],
+                    "written": state.written + part.num_rows,
+                }
+            )
+            _commit(features, target, state, part.num_rows)
+            if progress is not None:
+                progress(part.num_rows)
+    finally:
+        reader.close()
+    state = state.model_copy(update={"done": True})
+    _commit(features, target, state, 0)
     return MaterializeReport(
         view=fv.name,
         version=fv.version,
-        rows_read=rows,
-        entities_written=written,
+        online_view=target,
+        fingerprint=fingerprint,
+        mode="incremental" if incremental else "full",
+        start=state.start,
+        end=state.end,
+        resumed=resumed,
+        rows_read=rows_read,
+        entities_written=state.written,
         seconds=time.perf_counter() - t0,
     )

@@ -7,11 +7,19 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from strataml.errors import InvalidInput, NotFound, SchemaError
 from strataml.models import FeatureRef, FeatureView
 
-__all__ = ["FeaturePlan", "ViewKey", "check_view_ref", "plan_features", "resolve_view"]
+__all__ = [
+    "FeaturePlan",
+    "ViewKey",
+    "check_view_ref",
+    "label_spine",
+    "plan_features",
+    "resolve_view",
+]
 
 _FEATURE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -129,3 +137,35 @@ def resolve_view(view: FeatureView, columns: Sequence[str], *, temporal: bool) -
             "alias them in the SQL (AS name)"
         )
     return view if view.features == features else view.model_copy(update={"features": features})
+
+
+def label_spine(
+    store: Any,
+    refs: Sequence[str],
+    *,
+    timestamp: str,
+    start: Any,
+    end: Any,
+) -> Any:
+    """Label rows for a point-in-time join without an entity frame: the entity keys and event
+    times of every row of the *first* referenced view with event time in ``[start, end)``
+    (``store.compute``), the timestamp column renamed to ``timestamp``. Training sets built
+    this way hold one row per feature row of that view, with the other views joined as of it.
+    """
+    import pyarrow as pa
+
+    if start is None or end is None:
+        raise InvalidInput(
+            "without labels, pass a time range: historical(None, refs, start=..., end=...)"
+        )
+    if not refs or not isinstance(refs[0], str):
+        raise InvalidInput("features must be a non-empty list of references like 'view:f'")
+    first = FeatureRef.parse(refs[0])
+    view = store.get_view(first.view, first.version)
+    reader = store.compute(view, start=start, end=end)
+    keep = [*view.entities, view.timestamp]
+    table: pa.Table = reader.read_all().select(keep)
+    names = [*view.entities, timestamp]
+    if len(set(names)) != len(names):
+        raise InvalidInput(f"timestamp column {timestamp!r} clashes with an entity column")
+    return table.rename_columns(names)

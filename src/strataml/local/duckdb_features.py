@@ -40,8 +40,9 @@ from strataml._time import to_utc_naive
 from strataml.arrowutil import as_table
 from strataml.capabilities import Capabilities
 from strataml.errors import BackendError, InvalidInput, NotFound, SchemaError, Unavailable
+from strataml.features.evolution import additive_change, evolve, refused
 from strataml.features.loading import INTERNAL_PREFIX, prepare_load
-from strataml.features.refs import check_view_ref, plan_features, resolve_view
+from strataml.features.refs import check_view_ref, label_spine, plan_features, resolve_view
 from strataml.local import DUCKDB_FEATURES_CAPS
 from strataml.local.duckdb_engine import DuckDBEngine, translate_duckdb_error
 from strataml.models import CANONICAL_DIALECT, FeatureView
@@ -338,10 +339,24 @@ class DuckDBFeatureStore:
             if stored is not None:
                 if _same_logic(view, *stored):
                     return stored[0]
-                raise SchemaError(
-                    f"feature view {view.ref} is already registered with different logic; "
-                    f"register it as version {self._latest_version(view.name) + 1} instead"
-                )
+                evolved = evolve(view, stored[0], lambda v: self._bind(v).view)
+                if evolved is None:
+                    raise refused(view, self._latest_version(view.name))
+                with (
+                    _translated(f"evolving feature view {view.ref}"),
+                    self._engine.transaction() as tx,
+                ):
+                    tx.execute(
+                        f"UPDATE {VIEWS_TABLE} SET fingerprint = ?, definition = ? "
+                        "WHERE name = ? AND version = ?",
+                        [
+                            evolved.fingerprint,
+                            evolved.model_dump_json(),
+                            evolved.name,
+                            evolved.version,
+                        ],
+                    )
+                return evolved
             resolved = self._bind(view).view
             with (
                 _translated(f"registering feature view {view.ref}"),
@@ -426,6 +441,8 @@ class DuckDBFeatureStore:
             raise InvalidInput(f"expected a view name or FeatureView, not {type(view).__name__}")
         stored = self._lookup(view.name, view.version)
         if stored is not None:
+            if additive_change(view, stored[0]) is not None:
+                return self._bind(view)  # an older definition of an evolved version
             if not _same_logic(view, *stored):
                 raise SchemaError(
                     f"feature view {view.ref} differs from the registered definition; "
@@ -442,9 +459,11 @@ class DuckDBFeatureStore:
         start: dt.datetime | None = None,
         end: dt.datetime | None = None,
         batch_size: int = 65_536,
+        latest: bool = False,
     ) -> pa.RecordBatchReader:
         """Stream the view's rows (event time in ``[start, end)`` when given) as Arrow batches of
-        at most ``batch_size`` rows.
+        at most ``batch_size`` rows; with ``latest=True`` only each entity's newest row in the
+        window, ordered by the entity columns (``QUALIFY row_number()``).
 
         Columns: the entities, the timestamp (naive UTC; nanosecond precision kept where the
         source has it) and the features. A name means the latest registered version; a
@@ -477,6 +496,12 @@ class DuckDBFeatureStore:
                 params.append(value)
         if where:
             query += " WHERE " + " AND ".join(where)
+        if latest:
+            keys = ", ".join(f"c.{_q(e)}" for e in v.entities)
+            query += (
+                f" QUALIFY row_number() OVER (PARTITION BY {keys} "
+                f"ORDER BY c.{_q(v.timestamp)} DESC) = 1 ORDER BY {keys}"
+            )
         what = f"computing feature view {v.ref}"
         with _translated(what):
             cur = self._cursor().cursor()
@@ -499,8 +524,14 @@ class DuckDBFeatureStore:
         *,
         timestamp: str = "ts",
         full_names: bool = False,
+        start: dt.datetime | None = None,
+        end: dt.datetime | None = None,
     ) -> pa.Table:
         """Point-in-time correct training data: ``labels`` plus the requested features.
+
+        ``labels=None``: the label rows are the entity keys and event times of the first
+        referenced view's rows with event time in ``[start, end)``
+        (:func:`strataml.features.refs.label_spine`).
 
         For each label row and view: the feature values of the view row with the same entity
         key and the latest event time at or before the label's ``timestamp`` (never a later
@@ -518,6 +549,10 @@ class DuckDBFeatureStore:
             raise InvalidInput("features must be a non-empty list of references like 'view:f'")
         if not isinstance(timestamp, str):
             raise InvalidInput("timestamp must be a column name")
+        if labels is None:
+            labels = label_spine(self, features, timestamp=timestamp, start=start, end=end)
+        elif start is not None or end is not None:
+            raise InvalidInput("start/end build labels from a time range: pass labels=None")
         table = as_table(labels, "labels")
         names = table.column_names
         if len(set(names)) != len(names):

@@ -97,8 +97,15 @@ class FeatureStore(Protocol):
         start: dt.datetime | None = None,
         end: dt.datetime | None = None,
         batch_size: int = 65_536,
+        latest: bool = False,
     ) -> pa.RecordBatchReader:
-        """Stream the view's rows (event time in ``[start, end)`` when given) as Arrow batches."""
+        """Stream the view's rows (event time in ``[start, end)`` when given) as Arrow batches.
+
+        With ``latest=True`` only each entity's newest row in the window is returned (one row per
+        entity key; among rows sharing the newest event time, any one), ordered by the entity
+        columns ascending -- the engine does the reduction, so materialization streams
+        ``O(entities)`` rows in bounded memory and can resume after the last key it wrote.
+        """
         ...
 
     def historical(
@@ -108,8 +115,15 @@ class FeatureStore(Protocol):
         *,
         timestamp: str = "ts",
         full_names: bool = False,
+        start: dt.datetime | None = None,
+        end: dt.datetime | None = None,
     ) -> pa.Table:
-        """Point-in-time correct training data: ``labels`` plus the requested features."""
+        """Point-in-time correct training data: ``labels`` plus the requested features.
+
+        ``labels=None`` builds the label rows from a time range instead of an entity frame:
+        the entity keys and event times of every row of the first referenced view with event
+        time in ``[start, end)`` (both required then; passing them with labels is an error).
+        """
         ...
 
     def sql(self, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> pa.Table:

@@ -15,14 +15,17 @@ empty, isolated store::
             store.close()
 
 Fixture names: ``ingest_store``, ``feature_store``, ``online_store``, ``vector_store``,
-``training_source``. Tests skip (naming the capability) when the store's declared
-``capabilities`` lack what they exercise; opting out otherwise takes a strict xfail with a reason.
+``training_source``; :class:`FeaturePlatformTests` (materialization, skew guard, transforms)
+needs ``feature_store`` and ``online_store`` of one stack. Tests skip (naming the capability)
+when the store's declared ``capabilities`` lack what they exercise; opting out otherwise takes a
+strict xfail with a reason.
 """
 
 from strataml.testing._base import ContractBase
 from strataml.testing.features import FeatureStoreTests
 from strataml.testing.ingest import IngestStoreTests
 from strataml.testing.online import AsyncOnlineStoreTests, OnlineStoreTests
+from strataml.testing.platform import FeaturePlatformTests
 from strataml.testing.training import TrainingSourceTests
 from strataml.testing.vectors import AsyncVectorStoreTests, VectorStoreTests
 
@@ -30,6 +33,7 @@ __all__ = [
     "AsyncOnlineStoreTests",
     "AsyncVectorStoreTests",
     "ContractBase",
+    "FeaturePlatformTests",
     "FeatureStoreTests",
     "IngestStoreTests",
     "OnlineStoreTests",

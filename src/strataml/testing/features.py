@@ -9,6 +9,7 @@ where the test calls the :meth:`~strataml.protocols.FeatureStore.sql` escape hat
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -25,6 +26,7 @@ from strataml.testing._base import ContractBase, raises_strata
 __all__ = [
     "FeatureCheckpointTests",
     "FeatureComputeTests",
+    "FeatureEvolutionTests",
     "FeatureHistoricalInputTests",
     "FeatureHistoricalTests",
     "FeatureLoadTests",
@@ -403,6 +405,25 @@ class FeatureComputeTests(ContractBase):
         assert max(r["x"] for r in rows_of(feature_store.compute(name))) == 105.0
         assert max(r["x"] for r in rows_of(feature_store.compute(v1))) == 5.0
 
+    def test_compute_latest_per_entity_ordered_by_key(self, feature_store: Any, uid: Uid) -> None:
+        rows = [*self.ROWS, (3, 5, 0.5), (2, 15, 3.5)]
+        name = simple_view(feature_store, uid, rows)
+        got = [
+            (r["id"], r["ts"], r["x"]) for r in rows_of(feature_store.compute(name, latest=True))
+        ]
+        assert got == [(1, at(10), 2.0), (2, at(20), 4.0), (3, at(30), 5.0)]
+        window = rows_of(feature_store.compute(name, end=at(20), latest=True))
+        assert [(r["id"], r["x"]) for r in window] == [(1, 2.0), (2, 3.5), (3, 0.5)]
+        many = [(i % 13, i, float(i)) for i in range(60)]
+        other = simple_view(feature_store, uid, many, name=uid("w"))
+        batches = list(feature_store.compute(other, latest=True, batch_size=4))
+        assert all(b.num_rows <= 4 for b in batches)
+        ids = [r["id"] for b in batches for r in b.to_pylist()]
+        assert ids == list(range(13))
+        assert [r["x"] for b in batches for r in b.to_pylist()] == [
+            float(max(i for i in range(60) if i % 13 == k)) for k in range(13)
+        ]
+
     def test_compute_unknown_view_not_found(self, feature_store: Any, uid: Uid) -> None:
         with raises_strata(NotFound):
             feature_store.compute(uid("nope"))
@@ -570,6 +591,23 @@ class FeatureHistoricalTests(ContractBase):
         assert out.column("x").to_pylist() == [9.0, 10.0]
         assert [naive_utc(x) for x in out.column("ts").to_pylist()] == [at(570), at(630)]
 
+    def test_time_range_without_labels(self, feature_store: Any, uid: Uid) -> None:
+        a = simple_view(feature_store, uid, [(1, 0, 1.0), (1, 10, 2.0), (2, 5, 3.0), (2, 30, 4.0)])
+        b = simple_view(
+            feature_store, uid, [(1, 2, 10.0), (2, 1, 20.0), (2, 20, 30.0)], name=uid("b")
+        )
+        got = feature_store.historical(
+            None, [f"{a}:x", f"{b}:x"], start=at(5), end=at(30), full_names=True
+        )
+        rows = sorted(
+            (r["id"], naive_utc(r["ts"]), r[f"{a}__x"], r[f"{b}__x"]) for r in got.to_pylist()
+        )
+        assert rows == [(1, at(10), 2.0, 10.0), (2, at(5), 3.0, 20.0)]
+        with raises_strata(InvalidInput):
+            feature_store.historical(None, [f"{a}:x"], start=at(5))
+        with raises_strata(InvalidInput):
+            feature_store.historical(label_rows([(1, 10)]), [f"{a}:x"], start=at(0), end=at(9))
+
     def test_empty_labels(self, feature_store: Any, uid: Uid) -> None:
         v = simple_view(feature_store, uid, [(1, 0, 1.0)])
         out = feature_store.historical(label_rows([]), [f"{v}:x"])
@@ -693,11 +731,153 @@ class FeatureSQLTests(ContractBase):
             feature_store.sql("SELEC 1 FROM")
 
 
+class FeatureEvolutionTests(ContractBase):
+    """The registry under concurrent writers, additive schema evolution, lineage."""
+
+    @pytest.fixture
+    def evo_source(self, feature_store: Any, uid: Uid) -> str:
+        t = uid("src")
+        feature_store.load(t, feature_rows([(1, 0, 1.0), (2, 5, 2.0), (1, 9, 4.0)]))
+        return t
+
+    def test_concurrent_registers_lose_nothing(
+        self, feature_store: Any, uid: Uid, evo_source: str
+    ) -> None:
+        shared = FeatureView(
+            name=uid("shared"), sql=f"SELECT id, ts, x FROM {evo_source}", entities=("id",)
+        )
+        names = [uid(f"c{i}") for i in range(8)]
+        errors: list[BaseException] = []
+
+        def work(i: int) -> None:
+            try:
+                feature_store.register(shared)
+                feature_store.register(
+                    FeatureView(
+                        name=names[i],
+                        sql=f"SELECT id, ts, x + {i} AS x FROM {evo_source}",
+                        entities=("id",),
+                    )
+                )
+            except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        registered = {(v.name, v.version): v for v in feature_store.views()}
+        assert (shared.name, 1) in registered
+        for i, name in enumerate(names):
+            view = registered[(name, 1)]
+            assert str(i) in view.sql
+            assert feature_store.get_view(name).fingerprint == view.fingerprint
+
+    def test_conflicting_concurrent_registers_one_wins(
+        self, feature_store: Any, uid: Uid, evo_source: str
+    ) -> None:
+        name = uid("race")
+        outcomes: list[Any] = []
+
+        def work(i: int) -> None:
+            view = FeatureView(
+                name=name,
+                sql=f"SELECT id, ts, x * {i + 2} AS x FROM {evo_source}",
+                entities=("id",),
+            )
+            try:
+                outcomes.append(feature_store.register(view))
+            except SchemaError as exc:
+                outcomes.append(exc)
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        won = [o for o in outcomes if isinstance(o, FeatureView)]
+        assert len(won) == 1, outcomes
+        assert sum(isinstance(o, SchemaError) for o in outcomes) == 5
+        assert feature_store.get_view(name).fingerprint == won[0].fingerprint
+
+    def test_adding_columns_is_allowed_within_a_version(
+        self, feature_store: Any, uid: Uid, evo_source: str
+    ) -> None:
+        name = uid("evo")
+        old = FeatureView(name=name, sql=f"SELECT id, ts, x FROM {evo_source}", entities=("id",))
+        v1 = feature_store.register(old)
+        assert v1.features == ("x",)
+        wider = FeatureView(
+            name=name,
+            sql=f"SELECT id, ts, x, x * 2 AS doubled FROM {evo_source} -- now with more",
+            entities=("id",),
+        )
+        evolved = feature_store.register(wider)
+        assert evolved.version == 1
+        assert evolved.features == ("x", "doubled")
+        assert feature_store.get_view(name).features == ("x", "doubled")
+        assert [v.version for v in feature_store.views() if v.name == name] == [1]
+        rows = rows_of(feature_store.compute(name))
+        assert sorted(r["doubled"] for r in rows) == [2.0, 4.0, 8.0]
+        # code still holding the old definition keeps computing it
+        assert sorted(rows_of(feature_store.compute(v1))[0]) == ["id", "ts", "x"]
+        got = feature_store.historical(label_rows([(1, 10)]), [f"{name}:doubled"])
+        assert got.column("doubled").to_pylist() == [8.0]
+
+    @pytest.mark.parametrize(
+        "change",
+        [
+            "SELECT id, ts, x FROM {t}",  # removes a column
+            "SELECT id, ts, x, x + 2 AS z FROM {t}",  # changes how one is computed
+            "SELECT id, ts, x, x + 1 AS renamed FROM {t}",  # renames one
+            "SELECT id, ts, x, x + 1 AS z, x * 3 AS w FROM {t} WHERE x > 1",  # adds a filter
+        ],
+    )
+    def test_other_changes_need_a_new_version(
+        self, feature_store: Any, uid: Uid, evo_source: str, change: str
+    ) -> None:
+        name = uid("evo")
+        base = FeatureView(
+            name=name, sql=f"SELECT id, ts, x, x + 1 AS z FROM {evo_source}", entities=("id",)
+        )
+        registered = feature_store.register(base)
+        with raises_strata(SchemaError):
+            feature_store.register(
+                FeatureView(name=name, sql=change.format(t=evo_source), entities=("id",))
+            )
+        assert feature_store.get_view(name) == registered
+        v2 = feature_store.register(
+            FeatureView(name=name, version=2, sql=change.format(t=evo_source), entities=("id",))
+        )
+        assert feature_store.get_view(name).version == v2.version == 2
+        assert feature_store.get_view(name, 1) == registered
+
+    def test_lineage_lists_the_sources(self, feature_store: Any, uid: Uid, evo_source: str) -> None:
+        other = uid("other")
+        feature_store.load(other, feature_rows([(1, 0, 5.0)]))
+        view = feature_store.register(
+            FeatureView(
+                name=uid("lin"),
+                sql=(
+                    f"WITH a AS (SELECT id, ts, x FROM {evo_source}) "
+                    f"SELECT a.id, a.ts, a.x, o.x AS ox FROM a JOIN {other} o ON a.id = o.id"
+                ),
+                entities=("id",),
+            )
+        )
+        assert view.sources == tuple(sorted([evo_source, other]))
+        listed = {v.name: v for v in feature_store.views()}
+        assert listed[view.name].sources == view.sources
+
+
 class FeatureStoreTests(
     FeatureLoadTests,
     FeatureCheckpointTests,
     FeatureTablesTests,
     FeatureRegisterTests,
+    FeatureEvolutionTests,
     FeatureComputeTests,
     FeatureHistoricalTests,
     FeatureHistoricalInputTests,

@@ -17,6 +17,7 @@ import strataml
 from strataml.testing.features import FeatureStoreTests
 from strataml.testing.ingest import IngestStoreTests
 from strataml.testing.online import AsyncOnlineStoreTests, OnlineStoreTests
+from strataml.testing.platform import FeaturePlatformTests
 from strataml.testing.plugin import profile_option
 from strataml.testing.training import TrainingSourceTests
 from strataml.testing.vectors import AsyncVectorStoreTests, VectorStoreTests
@@ -46,6 +47,16 @@ class TestFeatures(FeatureStoreTests):
     @pytest.fixture
     def feature_store(self, stack: Any) -> Any:
         return _store(stack, "features")
+
+
+class TestFeaturePlatform(FeaturePlatformTests):
+    @pytest.fixture
+    def feature_store(self, stack: Any) -> Any:
+        return _store(stack, "features")
+
+    @pytest.fixture
+    def online_store(self, stack: Any) -> Any:
+        return _store(stack, "online")
 
 
 class TestOnline(OnlineStoreTests):

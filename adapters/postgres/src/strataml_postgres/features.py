@@ -37,8 +37,9 @@ from psycopg import sql
 from strataml.arrowutil import as_table
 from strataml.capabilities import Capabilities
 from strataml.errors import InvalidInput, NotFound, SchemaError, StrataError, Unavailable
+from strataml.features.evolution import additive_change, evolve, refused
 from strataml.features.loading import INTERNAL_PREFIX, prepare_load
-from strataml.features.refs import check_view_ref, plan_features, resolve_view
+from strataml.features.refs import check_view_ref, label_spine, plan_features, resolve_view
 from strataml.models import FeatureView
 from strataml_postgres.pgcopy import (
     HEADER,
@@ -341,10 +342,28 @@ class PostgresFeatureStore:
         )
         if same.fingerprint == fingerprint:
             return existing
-        raise SchemaError(
-            f"feature view {view.ref} is already registered with different logic; "
-            f"register it as version {self._latest_version(view.name) + 1} instead"
-        )
+        evolved = evolve(view, existing, lambda v: self._bind(v).view)
+        if evolved is None:
+            raise refused(view, self._latest_version(view.name))
+        with self._db.connection(f"evolving feature view {view.ref}") as conn:
+            cur = conn.execute(
+                sql.SQL(
+                    "UPDATE {} SET fingerprint = %s, definition = %s"
+                    " WHERE name = %s AND version = %s AND fingerprint = %s"
+                ).format(self._views),
+                (
+                    evolved.fingerprint,
+                    evolved.model_dump_json(),
+                    evolved.name,
+                    evolved.version,
+                    fingerprint,
+                ),
+            )
+            if cur.rowcount == 1:
+                return evolved
+        stored = self._lookup(view.name, view.version)  # evolved concurrently: check again
+        assert stored is not None
+        return self._same_or_fail(view, *stored)
 
     def _bind(self, view: FeatureView) -> _Bound:
         """Check ``view`` against the engine; return it with features resolved and its types."""
@@ -415,6 +434,8 @@ class PostgresFeatureStore:
         stored = self._lookup(view.name, view.version)
         if stored is not None:
             existing, fingerprint = stored
+            if additive_change(view, existing) is not None:
+                return self._bind(view)  # an older definition of an evolved version
             same = (
                 view
                 if view.features is not None
@@ -436,9 +457,12 @@ class PostgresFeatureStore:
         start: dt.datetime | None = None,
         end: dt.datetime | None = None,
         batch_size: int = 65_536,
+        latest: bool = False,
     ) -> pa.RecordBatchReader:
         """Stream the view's rows (event time in ``[start, end)`` when given) as Arrow batches of
-        at most ``batch_size`` rows, through a binary ``COPY`` (bounded memory).
+        at most ``batch_size`` rows, through a binary ``COPY`` (bounded memory); with
+        ``latest=True`` only each entity's newest row in the window, ordered by the entity
+        columns (``DISTINCT ON``).
 
         Columns: the entities, the timestamp (naive UTC ``timestamp[us]``) and the features. A
         name means the latest registered version; a :class:`FeatureView` must match its
@@ -486,6 +510,11 @@ class PostgresFeatureStore:
                 )
         if where:
             query = sql.SQL("{} WHERE {}").format(query, sql.SQL(" AND ").join(where))
+        if latest:
+            keys = sql.SQL(", ").join(sql.SQL("_l.{}").format(ident(e)) for e in v.entities)
+            query = sql.SQL(
+                "SELECT DISTINCT ON ({keys}) * FROM ({q}) AS _l ORDER BY {keys}, _l.{ts} DESC"
+            ).format(keys=keys, q=query, ts=ident(v.timestamp))
         batches = self._stream(query, batch_size, f"computing feature view {v.ref}")
         schema = next(batches)
         assert isinstance(schema, pa.Schema)
@@ -512,8 +541,14 @@ class PostgresFeatureStore:
         *,
         timestamp: str = "ts",
         full_names: bool = False,
+        start: dt.datetime | None = None,
+        end: dt.datetime | None = None,
     ) -> pa.Table:
         """Point-in-time correct training data: ``labels`` plus the requested features.
+
+        ``labels=None``: the label rows are the entity keys and event times of the first
+        referenced view's rows with event time in ``[start, end)``
+        (:func:`strataml.features.refs.label_spine`).
 
         For each label row and view: the feature values of the view row with the same entity
         key and the latest event time at or before the label's ``timestamp`` (never a later
@@ -532,6 +567,10 @@ class PostgresFeatureStore:
             raise InvalidInput("features must be a non-empty list of references like 'view:f'")
         if not isinstance(timestamp, str):
             raise InvalidInput("timestamp must be a column name")
+        if labels is None:
+            labels = label_spine(self, features, timestamp=timestamp, start=start, end=end)
+        elif start is not None or end is not None:
+            raise InvalidInput("start/end build labels from a time range: pass labels=None")
         table = as_table(labels, "labels")
         names = table.column_names
         if len(set(names)) != len(names):
