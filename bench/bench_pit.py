@@ -4,7 +4,11 @@ Same data, same database, same run: 100k entities x 10 event times (1M feature r
 features) joined to 100k label rows (``--quick``: 10x smaller). Prints the median of 3 runs of
 each side, the ratios (target <= 1.2) and the peak RSS of the process.
 
-    /work/venv/bin/python bench/bench_pit.py [--quick]
+    /work/venv/bin/python bench/bench_pit.py [--quick] [--feast-python PYTHON]
+
+With ``--feast-python`` (an interpreter that has ``feast[duckdb]``, kept out of strataml's own
+environment), the same job also runs through Feast's ``get_historical_features`` with its DuckDB
+offline store on the same data (``bench/feast_pit.py``, a subprocess), and the ratio is printed.
 
 Baselines (both fetch the full result to Arrow, like ``historical``):
 
@@ -81,9 +85,37 @@ def timed_rounds(
     return {name: statistics.median(ts) for name, ts in times.items()}, outs
 
 
+def _feast(python: str, feats: pa.Table, labels: pa.Table, tmp: Path) -> dict[str, float]:
+    """Run bench/feast_pit.py on the same data with the given interpreter."""
+    import json
+    import subprocess
+
+    import pyarrow.parquet as pq
+
+    pq.write_table(feats, tmp / "feats.parquet")
+    pq.write_table(labels, tmp / "labels.parquet")
+    script = Path(__file__).with_name("feast_pit.py")
+    out = subprocess.run(
+        [
+            python,
+            str(script),
+            str(tmp / "feats.parquet"),
+            str(tmp / "labels.parquet"),
+            str(N_FEATURES),
+            "3",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10x smaller data")
+    parser.add_argument("--feast-python", default=None, help="a python with feast[duckdb]")
     args = parser.parse_args()
     scale = 10 if args.quick else 1
     n_entities, n_labels = 100_000 // scale, 100_000 // scale
@@ -94,6 +126,7 @@ def main() -> None:
         f"{N_TIMES} times); labels: {labels.num_rows:,} rows"
     )
     with tempfile.TemporaryDirectory() as tmp:
+        feast = _feast(args.feast_python, feats, labels, Path(tmp)) if args.feast_python else None
         engine = DuckDBEngine(Path(tmp) / "bench.duckdb")
         store = DuckDBFeatureStore(engine)
         t0 = time.perf_counter()
@@ -145,6 +178,13 @@ def main() -> None:
         print(f"ratio strataml/raw          : {s_sec / r_sec:.2f}  (target <= 1.2)")
         print(f"ratio strataml/raw ordered  : {s_sec / o_sec:.2f}")
         print(f"peak RSS: {peak_rss_mb():.0f} MiB (before timed runs: {rss0:.0f} MiB)")
+        if feast is not None:
+            assert feast["rows"] == labels.num_rows, feast
+            print(
+                f"Feast get_historical_features: {feast['seconds']:8.3f} s (median of 3), "
+                f"peak RSS {feast['rss_mb']:.0f} MiB, {feast['nulls']:,} rows without a value"
+            )
+            print(f"ratio strataml/Feast        : {s_sec / feast['seconds']:.2f}")
         store.close()
         engine.close()
 

@@ -11,6 +11,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import msgpack
 import pyarrow as pa
 
 from strataml._time import event_micros
@@ -121,6 +122,20 @@ def _event_micros(values: Iterable[Any], where: str) -> list[int]:
     return out
 
 
+def _py_values(col: pa.ChunkedArray) -> list[Any]:
+    """A column's values, ready for :mod:`strataml.codec`. Timestamps (naive ones are UTC) and
+    dates become ``msgpack.Timestamp`` instants built from the int64 microseconds: they encode
+    exactly like the UTC datetimes they stand for, about 10x faster than converting each value
+    to a ``datetime`` first (what ``to_pylist`` does, slower still for tz-aware columns)."""
+    t = col.type
+    if not (pa.types.is_timestamp(t) or pa.types.is_date(t)):
+        return col.to_pylist()  # type: ignore[no-any-return]
+    tz = t.tz if pa.types.is_timestamp(t) else None
+    micros = col.cast(pa.timestamp("us", tz=tz), safe=False).cast(pa.int64()).to_pylist()
+    stamp = msgpack.Timestamp
+    return [None if m is None else stamp(m // 1_000_000, (m % 1_000_000) * 1000) for m in micros]
+
+
 def _arrow_batch(
     table: pa.Table, order: tuple[str, ...], event_time: str | None, where: str
 ) -> Batch:
@@ -138,7 +153,7 @@ def _arrow_batch(
     n = table.num_rows
     features: Iterable[dict[str, Any]]
     if feature_names:
-        cols = [table.column(c).to_pylist() for c in feature_names]
+        cols = [_py_values(table.column(c)) for c in feature_names]
         features = (dict(zip(feature_names, vals, strict=True)) for vals in zip(*cols, strict=True))
     else:
         features = ({} for _ in range(n))
