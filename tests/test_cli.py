@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from strataml.cli import main
@@ -72,3 +73,70 @@ def test_contract_command_runs_the_suite_on_a_profile(tmp_path: Path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert " passed" in proc.stdout
     assert "failed" not in proc.stdout.splitlines()[-1]
+
+
+def _drift_data(tmp_path: Path, shift: float) -> None:
+    import datetime as dt
+
+    import numpy as np
+    import pyarrow as pa
+
+    import strataml
+    from strataml import FeatureView
+
+    rng = np.random.default_rng(0)
+    base = dt.datetime(2026, 1, 1)
+    n = 4000
+    values = np.concatenate([rng.normal(0, 1, n), rng.normal(shift, 1, n)])
+    with strataml.open("local", data_dir=tmp_path) as stack:
+        stack.features.load(
+            "amounts",
+            pa.table(
+                {
+                    "id": pa.array(np.arange(2 * n) % 500, pa.int64()),
+                    "ts": pa.array(
+                        [base + dt.timedelta(minutes=i) for i in range(2 * n)], pa.timestamp("us")
+                    ),
+                    "amount": pa.array(values),
+                }
+            ),
+        )
+        stack.features.register(
+            FeatureView(name="spend", sql="SELECT id, ts, amount FROM amounts", entities=("id",))
+        )
+
+
+@pytest.mark.parametrize(("shift", "code"), [(0.0, 0), (1.5, 1)])
+def test_drift_command_exits_non_zero_on_drift(tmp_path: Path, shift: float, code: int) -> None:
+    _drift_data(tmp_path, shift)
+    out = CliRunner().invoke(
+        main,
+        [
+            "drift",
+            "spend",
+            "--baseline",
+            "2026-01-01T00:00:00:2026-01-03T18:40:00",
+            "--current",
+            "2026-01-03T18:40:00:2026-01-07T00:00:00",
+            "--json",
+        ],
+        env={"STRATAML_DATA_DIR": str(tmp_path)},
+    )
+    assert out.exit_code == code, out.output
+    assert '"amount"' in out.output
+
+
+def test_drift_thresholds_come_from_the_profile(tmp_path: Path) -> None:
+    import strataml
+    from strataml.errors import ConfigError
+
+    path = tmp_path / "p.toml"
+    path.write_text(
+        f"[features]\ntype = 'duckdb'\npath = '{tmp_path}/f.duckdb'\n"
+        "[drift]\npsi_alert = 0.5\npsi_warn = 0.2\n"
+    )
+    with strataml.open(str(path)) as stack:
+        assert stack.profile.drift["psi_alert"] == 0.5
+    path.write_text("[drift]\npsi_alert = 'high'\n")
+    with pytest.raises(ConfigError, match="drift"):
+        strataml.open(str(path))

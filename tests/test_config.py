@@ -120,8 +120,8 @@ def test_invalid_adapter_settings_never_echo_values(tmp_path: Path):
 
 def test_required_capabilities_are_checked_at_open(tmp_path: Path):
     path = tmp_path / "p.toml"
-    path.write_text(f"[vectors]\ntype = 'lancedb'\npath = '{tmp_path}/v'\nrequire = ['aliases']\n")
-    with pytest.raises(CapabilityError, match="lacks required capabilities: aliases"):
+    path.write_text(f"[vectors]\ntype = 'lancedb'\npath = '{tmp_path}/v'\nrequire = ['ttl']\n")
+    with pytest.raises(CapabilityError, match="lacks required capabilities: ttl"):
         strataml.open(str(path))
     path.write_text(f"[vectors]\ntype = 'lancedb'\npath = '{tmp_path}/v'\nrequire = ['warp']\n")
     with pytest.raises(CapabilityError, match="unknown capability 'warp'"):

@@ -198,6 +198,59 @@ def materialize(
         _fail(exc)
 
 
+@main.command()
+@click.argument("view")
+@click.option(
+    "--baseline",
+    required=True,
+    help="START:END or START..END (ISO, now, -7d; an empty side is open), or latest-stats",
+)
+@click.option("--current", required=True, help="START:END, like --baseline")
+@click.option("--version", type=int, default=None, help="view version (default: latest)")
+@click.option("--profile", "-p", default=None, help="profile (default: $STRATAML_PROFILE or local)")
+@click.option("--fail-on", type=click.Choice(["alert", "warn"]), default="alert", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="machine-readable report")
+@click.option("--save", is_flag=True, help="store the computed statistics in the offline store")
+def drift(
+    view: str,
+    baseline: str,
+    current: str,
+    version: int | None,
+    profile: str | None,
+    fail_on: str,
+    as_json: bool,
+    save: bool,
+) -> None:
+    """Compare feature VIEW between two windows (PSI, KS, null rate per feature).
+
+    Exits 0 without drift, 1 when a feature crosses the profile's [drift] thresholds (so a
+    scheduler can trigger retraining), 2 on error.
+    """
+    from strataml.features.drift import run_drift_cli
+    from strataml.stack import open_stack
+
+    try:
+        stack = open_stack(profile)
+    except StrataError as exc:
+        _fail(exc)
+        return
+    with stack:
+        code = run_drift_cli(
+            stack.features,
+            view,
+            baseline=baseline,
+            current=current,
+            version=version,
+            config=stack.profile.drift,
+            fail_on=fail_on,  # type: ignore[arg-type]
+            as_json=as_json,
+            save=save,
+            echo=click.echo,
+            echo_err=lambda m: click.echo(m, err=True),
+        )
+    sys.exit(code)
+
+
 @main.command(context_settings={"ignore_unknown_options": True})
 @click.argument("profile", required=False, default="local")
 @click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)

@@ -67,6 +67,7 @@ class Settings(BaseSettings):
 
     profile: str = "local"
     data_dir: Path | None = None
+    drift: dict[str, Any] = Field(default_factory=dict)
     ingest: dict[str, Any] = Field(default_factory=dict)
     features: dict[str, Any] = Field(default_factory=dict)
     online: dict[str, Any] = Field(default_factory=dict)
@@ -84,6 +85,8 @@ class StackProfile(BaseModel):
     data_dir: Path
     source: str
     roles: dict[str, dict[str, Any]]
+    #: the ``[drift]`` table (validated as :class:`strataml.features.drift.DriftConfig`)
+    drift: dict[str, Any] = Field(default_factory=dict)
 
     def adapter_type(self, role: str) -> str | None:
         section = self.roles.get(role)
@@ -154,12 +157,23 @@ def load_profile(
     except ValidationError as exc:
         raise ConfigError(f"invalid STRATAML_* environment variables: {exc}") from exc
     name, raw, source = _read_profile(name_or_path or settings.profile)
-    unknown = set(raw) - {"description", "data_dir", *ROLES}
+    unknown = set(raw) - {"description", "data_dir", "drift", *ROLES}
     if unknown:
         raise ConfigError(
             f"profile {name!r}: unknown top-level keys {sorted(unknown)}; "
-            f"expected description, data_dir and the roles {', '.join(ROLES)}"
+            f"expected description, data_dir, drift and the roles {', '.join(ROLES)}"
         )
+    drift = raw.get("drift", {})
+    if not isinstance(drift, dict):
+        raise ConfigError(f"profile {name!r}: [drift] must be a table")
+    drift = {**drift, **settings.drift}
+    if drift:
+        from strataml.features.drift import DriftConfig
+
+        try:
+            DriftConfig.model_validate(drift)
+        except ValidationError as exc:
+            raise ConfigError(f"profile {name!r}: invalid [drift] table: {exc}") from exc
     base_dir = Path(data_dir or settings.data_dir or raw.get("data_dir", "./.strataml"))
     base_dir = base_dir.expanduser()
     roles: dict[str, dict[str, Any]] = {}
@@ -181,6 +195,7 @@ def load_profile(
         data_dir=base_dir,
         source=source,
         roles=roles,
+        drift=drift,
     )
 
 

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     import pyarrow as pa
 
+    from strataml.features.drift import DriftReport
     from strataml.features.materialize import MaterializeReport
     from strataml.features.serving import CompareReport, FeatureServer
     from strataml.features.transforms import Transform
@@ -193,6 +194,31 @@ class Stack:
         from strataml.features.serving import compare_online
 
         return compare_online(self.features, self.online, self.feature_view(view), sample=sample)
+
+    def features_drift(
+        self,
+        view: str | FeatureView,
+        *,
+        baseline: Any,
+        current: Any,
+        version: int | None = None,
+        save: bool = False,
+    ) -> DriftReport:
+        """PSI / KS / null-rate drift of ``view`` between a baseline (a ``(start, end)`` window,
+        stored :class:`~strataml.features.FeatureStats` or ``"latest-stats"``) and a current
+        window, with the thresholds of the profile's ``[drift]`` table (see
+        :func:`strataml.features.drift.features_drift`)."""
+        from strataml.features.drift import DriftConfig, features_drift
+
+        return features_drift(
+            self.features,
+            view,
+            baseline=baseline,
+            current=current,
+            version=version,
+            thresholds=DriftConfig.model_validate(self.profile.drift),
+            save=save,
+        )
 
     def historical(
         self,

@@ -2,6 +2,14 @@
 checkpoints, request-time transforms, serving with a skew guard, online/offline comparison,
 additive schema evolution."""
 
+from strataml.features.drift import (
+    DriftConfig,
+    DriftReport,
+    DriftThresholds,
+    FeatureDrift,
+    drift,
+    features_drift,
+)
 from strataml.features.materialize import (
     FINGERPRINT_COLUMN,
     MaterializeReport,
@@ -11,20 +19,38 @@ from strataml.features.materialize import (
     online_view_name,
 )
 from strataml.features.serving import CompareReport, FeatureServer, compare_online
+from strataml.features.stats import (
+    FeatureStats,
+    StatsRepository,
+    compute_stats,
+    merge_stats,
+    profile_view,
+)
 from strataml.features.transforms import Transform, apply_to_rows, apply_to_table, transform
 
 __all__ = [
     "FINGERPRINT_COLUMN",
     "CompareReport",
+    "DriftConfig",
+    "DriftReport",
+    "DriftThresholds",
+    "FeatureDrift",
     "FeatureServer",
+    "FeatureStats",
     "MaterializeReport",
     "MaterializeState",
+    "StatsRepository",
     "Transform",
     "apply_to_rows",
     "apply_to_table",
     "compare_online",
+    "compute_stats",
+    "drift",
+    "features_drift",
     "materialize",
     "materialize_state",
+    "merge_stats",
     "online_view_name",
+    "profile_view",
     "transform",
 ]

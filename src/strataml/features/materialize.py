@@ -165,6 +165,7 @@ def materialize(
     incremental: bool = False,
     batch_size: int = 20_000,
     progress: Callable[[int], None] | None = None,
+    stats: bool = True,
 ) -> MaterializeReport:
     """Write the latest row of every entity of ``view`` with event time in the window to the
     online view :func:`online_view_name`, with the view's TTL counted from each row's event
@@ -174,7 +175,10 @@ def materialize(
     window starts at the end of the last finished run (``start`` must then be omitted; with no
     finished run, everything before ``end`` is materialized). ``view`` is a name (latest
     registered version) or a :class:`FeatureView` (that version's registered definition).
-    ``progress`` is called with the number of rows written after each batch.
+    ``progress`` is called with the number of rows written after each batch. With ``stats``
+    (the default), per-feature statistics of the rows this call wrote -- the distribution now
+    being served -- are computed in the same pass and stored in the offline store
+    (:class:`strataml.features.stats.StatsRepository`), for drift monitoring.
 
     Errors: :class:`~strataml.errors.NotFound` (unknown view), :class:`InvalidInput` (bad
     arguments), and the stores' own errors; whatever was committed before an error stays
@@ -225,16 +229,24 @@ def materialize(
     if resumed and state.last_key is not None:
         batches = _after(batches, entities, state.last_key)
     rows_read = 0
-    try:
+
+    def written() -> Iterator[pa.RecordBatch]:
+        """Write each batch online, checkpoint it, and pass it on (for the statistics)."""
+        nonlocal state, rows_read
         for batch in batches:
             if batch.num_rows == 0:
                 continue
             part = pa.Table.from_batches([batch]).select(columns)
-            part = part.append_column(
-                FINGERPRINT_COLUMN, pa.array([fingerprint] * part.num_rows, pa.string())
-            )
             rows_read += part.num_rows
-            online.write(target, part, entities=entities, ttl=fv.ttl, event_time=fv.timestamp)
+            online.write(
+                target,
+                part.append_column(
+                    FINGERPRINT_COLUMN, pa.array([fingerprint] * part.num_rows, pa.string())
+                ),
+                entities=entities,
+                ttl=fv.ttl,
+                event_time=fv.timestamp,
+            )
             last = part.slice(part.num_rows - 1).select(entities).to_pylist()[0]
             state = state.model_copy(
                 update={
@@ -245,8 +257,27 @@ def materialize(
             _commit(features, target, state, part.num_rows)
             if progress is not None:
                 progress(part.num_rows)
+            yield from part.to_batches()
+
+    try:
+        if stats:
+            from strataml.features.stats import StatsRepository, compute_stats
+
+            summary = compute_stats(
+                written(),
+                list(fv.features or ()),
+                view=fv.name,
+                version=fv.version,
+                window_start=state.start,
+                window_end=state.end,
+            )
+        else:
+            for _ in written():
+                pass
     finally:
         reader.close()
+    if stats and summary.row_count:
+        StatsRepository(features).save(summary)
     state = state.model_copy(update={"done": True})
     _commit(features, target, state, 0)
     return MaterializeReport(

@@ -29,6 +29,7 @@ from strataml.features import (
     online_view_name,
     transform,
 )
+from strataml.features.stats import StatsRepository
 from strataml.models import FeatureView
 from strataml.testing._base import ContractBase
 
@@ -134,6 +135,20 @@ class FeatureMaterializeTests(ContractBase):
         assert state is not None
         assert state.done
         assert state.written == 40
+
+    def test_statistics_are_stored_on_materialization(
+        self, feature_store: Any, online_store: Any, uid: Uid
+    ) -> None:
+        view, _ = _setup(feature_store, uid, MANY)
+        materialize(feature_store, online_store, view)
+        stats = StatsRepository(feature_store).latest(view.name, view.version)
+        assert stats is not None
+        assert stats.row_count == 40
+        x = stats.features["x"]
+        assert x.count == 40
+        assert x.max == max(_latest(MANY).values())
+        materialize(feature_store, online_store, view, stats=False)
+        assert len(StatsRepository(feature_store).history(view.name, view.version)) == 1
 
     def test_window_and_incremental_runs(
         self, feature_store: Any, online_store: Any, uid: Uid
