@@ -12,7 +12,7 @@ nox.options.sessions = ["ci"]
 nox.options.reuse_existing_virtualenvs = True
 
 
-ADAPTERS = ["adapters/postgres", "adapters/redis"]
+ADAPTERS = ["adapters/postgres", "adapters/redis", "adapters/dynamodb"]
 LINT_PATHS = ["src", "tests", "bench", "noxfile.py", *ADAPTERS]
 TEST_PATHS = ["tests", *(f"{a}/tests" for a in ADAPTERS)]
 

@@ -7,19 +7,15 @@ and so ``up`` is idempotent (servers that still run are reused).
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from strataml.config import load_profile
-from strataml.dev.servers import (
-    ServerHandle,
-    start_postgres,
-    start_redis,
-    start_redis_cluster,
-    stop,
-)
-from strataml.errors import ConfigError
+from strataml.dev.servers import ServerHandle, stop
+from strataml.errors import AdapterNotInstalled, ConfigError
 
 __all__ = ["ENV_FOR", "down", "status", "up"]
 
@@ -29,6 +25,9 @@ SERVER_FOR = {
     "pgvector": "postgres",
     "redis": "redis",
     "redis-cluster": "redis-cluster",
+    "dynamodb": "dynamodb",
+    "snowflake": "snowflake",
+    "bigquery": "bigquery",
 }
 
 #: server kind -> the environment variable the built-in profiles read its URL from
@@ -36,7 +35,36 @@ ENV_FOR = {
     "postgres": "STRATAML_PG_URL",
     "redis": "STRATAML_REDIS_URL",
     "redis-cluster": "STRATAML_REDIS_URL",
+    "dynamodb": "STRATAML_DYNAMODB_ENDPOINT",
+    "snowflake": "STRATAML_SNOWFLAKE_URL",
+    "bigquery": "STRATAML_BQ_ENDPOINT",
 }
+
+#: server kind -> ``module:function(data_dir) -> ServerHandle``; emulators live in their
+#: adapter distribution (imported only when needed)
+STARTERS = {
+    "postgres": "strataml.dev.servers:start_postgres",
+    "redis": "strataml.dev.servers:start_redis",
+    "redis-cluster": "strataml.dev.servers:start_redis_cluster",
+    "dynamodb": "strataml_dynamodb.devserver:start",
+    "snowflake": "strataml_snowflake.devserver:start",
+    "bigquery": "strataml_bigquery.devserver:start",
+}
+
+
+#: kinds whose servers keep their files directly under ``<data_dir>/dev`` (as before)
+_CORE = frozenset({"postgres", "redis", "redis-cluster"})
+
+
+def _starter(kind: str) -> Callable[[Path], ServerHandle]:
+    module, _, func = STARTERS[kind].partition(":")
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as exc:
+        package = module.split(".")[0].replace("_", "-")
+        raise AdapterNotInstalled(kind, package, "dev up") from exc
+    fn: Callable[[Path], ServerHandle] = getattr(mod, func)
+    return fn
 
 
 def _state_file(data_dir: Path) -> Path:
@@ -79,12 +107,7 @@ def up(profile: str, data_dir: str | Path) -> dict[str, ServerHandle]:
     for kind in kinds:
         if kind in running:
             continue
-        if kind == "postgres":
-            running[kind] = start_postgres(servers)
-        elif kind == "redis":
-            running[kind] = start_redis(servers)
-        else:
-            running[kind] = start_redis_cluster(servers)
+        running[kind] = _starter(kind)(servers if kind in _CORE else servers / kind)
     path = _state_file(base)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({k: h.model_dump() for k, h in running.items()}, indent=2))

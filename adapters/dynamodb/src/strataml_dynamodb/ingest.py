@@ -1,0 +1,527 @@
+"""The DynamoDB ingest store: append-only JSON streams with atomic batches and exactly-once
+incremental reads (see :mod:`strataml_dynamodb.layout` for the items).
+
+See :mod:`strataml_dynamodb.commit` for the commit protocol: how a batch becomes visible at
+once, in commit order, with each idempotency key stored once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+from strataml._json import dumps_record, loads
+from strataml._time import event_micros, from_micros, parse_event_time, to_micros
+from strataml.capabilities import Capabilities
+from strataml.errors import InvalidInput, LimitExceeded, NotFound, Unavailable
+from strataml.ingestargs import batch_records, field_name, idempotency_key, page_limit, seq_cursor
+from strataml.models import IngestedRecord, ReadPage, WriteResult, check_name
+from strataml_dynamodb.client import (
+    MAX_ITEM_BYTES,
+    Batcher,
+    backoff_delays,
+    ensure_table,
+    make_client,
+    query_pages,
+)
+from strataml_dynamodb.commit import (
+    GEN_CHARS,
+    CommitProtocol,
+    Head,
+    Retry,
+    Row,
+    new_generation,
+    now_ms,
+    num,
+)
+from strataml_dynamodb.config import DynamoDBConfig
+from strataml_dynamodb.errors import DRIVER_ERRORS
+from strataml_dynamodb.layout import (
+    REGISTRY_PK,
+    SEQ_WIDTH,
+    key_slot,
+    keys_pk,
+    pad_seq,
+    records_pk,
+    registry_key,
+    visible_segments,
+)
+
+__all__ = ["DynamoDBIngestStore"]
+
+KEY_SCHEMA: Final = (("pk", "HASH", "S"), ("sk", "RANGE", "S"))
+_HEAD_CACHE: Final = 4096  # streams whose last committed head a store remembers
+
+
+class DynamoDBIngestStore(CommitProtocol):
+    """:class:`~strataml.protocols.IngestStore` on one DynamoDB table (see the module doc).
+
+    Build it with :meth:`from_config`. Semantics beyond the protocol (as the other backends):
+
+    * Idempotency keys are strings (an int key is its decimal string). With ``key_field``, a
+      record whose field is missing or null has no key. Keys are remembered as long as their
+      record is (retention and :meth:`drop` forget them).
+    * Cursors are the decimal position (``seq``) of the last record returned; an empty page
+      returns the ``after`` it was given. Positions never go back, across retention and
+      :meth:`drop` (a re-created stream continues after the dropped one's last position).
+    * An empty batch writes nothing and does not create the stream. Writers of one stream are
+      serialized (commits are conditional writes on its head item); a large batch makes other
+      writers of its stream wait up to ``lease_wait_s``.
+    * Limits: a record's JSON is at most ``max_record_bytes`` (400 000 bytes) and its item
+      (with key and positions) at most DynamoDB's 400 KB; a batch is at most
+      ``max_batch_rows`` records. Both are checked before anything is written.
+
+    Errors: those of the protocol; :class:`~strataml.errors.Unavailable` when DynamoDB cannot
+    be reached, refuses the credentials, throttles beyond ``max_retries``, when a stream's lease
+    stays taken for ``lease_wait_s``, or after :meth:`close`; :class:`~strataml.errors.ConfigError`
+    for a missing table that may not be created.
+    """
+
+    def __init__(self, client: Any, config: DynamoDBConfig, caps: Capabilities) -> None:
+        self._client = client
+        self._config = config
+        self._caps = caps
+        self._table = config.ingest_table
+        self._max_rows = caps.max_batch_rows
+        self._max_bytes = caps.max_record_bytes
+        self._batch = Batcher(client, self._table, config.max_retries)
+        self._lock = threading.Lock()
+        self._closed = False
+        self._heads: dict[str, Head] = {}
+        # the fixed part of a record item's size: pk (prefix + stream + generation), sk, t, i
+        self._fixed = len("pkskdtik") + len("r##") + GEN_CHARS + SEQ_WIDTH + 2 * 12
+
+    @classmethod
+    def from_config(cls, config: DynamoDBConfig) -> DynamoDBIngestStore:
+        """Connect, and create the table if needed (``create_tables``)."""
+        from strataml_dynamodb import INGEST_CAPS
+
+        client = make_client(config)
+        ensure_table(client, config, config.ingest_table, KEY_SCHEMA)
+        return cls(client, config, INGEST_CAPS)
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """Atomic batches; ``max_record_bytes`` (JSON) and ``max_batch_rows`` limits."""
+        return self._caps
+
+    @property
+    def client(self) -> Any:
+        """The boto3 client (benchmarks, operations)."""
+        return self._client
+
+    @property
+    def table(self) -> str:
+        return self._table
+
+    def __repr__(self) -> str:
+        where = self._config.endpoint_url or f"region {self._config.region}"
+        return f"DynamoDBIngestStore(table={self._table!r}, {where})"
+
+    # ------------------------------------------------------------------------- plumbing
+    def _live_head(self, stream: str) -> Head:
+        head = self._read_head(stream)
+        if not head.live:
+            raise NotFound(f"stream {stream!r} does not exist; it is created by its first write")
+        return head
+
+    def _prepare(
+        self,
+        records: Iterable[Any],
+        *,
+        key: str | None,
+        key_field: str | None,
+        time_field: str | None,
+        now_us: int,
+        single: bool,
+    ) -> list[Row]:
+        """Validate every record completely (nothing is written yet); name the failing one."""
+        rows: list[Row] = []
+        max_bytes = self._max_bytes
+        fixed = self._fixed
+        for i, rec in enumerate(records):
+            where = "record" if single else f"records[{i}]"
+            data = dumps_record(rec, where)
+            if max_bytes is not None and len(data) > max_bytes:
+                raise LimitExceeded(
+                    f"{where} is {len(data)} bytes of JSON, over the limit of {max_bytes} "
+                    "(DynamoDB items hold 400 KB); split it, or store large payloads elsewhere "
+                    "and keep a reference"
+                )
+            if time_field is None:
+                ts = now_us
+            elif time_field in rec:
+                ts = event_micros(rec[time_field], f"{where}.{time_field}")
+            else:
+                raise InvalidInput(f"{where}: no event-time field {time_field!r}")
+            if key_field is not None:
+                key = idempotency_key(rec.get(key_field), f"{where}.{key_field}")
+            size = fixed + len(data)
+            if key is not None:
+                try:
+                    size += 1 + len(key.encode("utf-8"))
+                except UnicodeEncodeError as exc:
+                    raise InvalidInput(f"{where}: the idempotency key is not valid text") from exc
+            if size > MAX_ITEM_BYTES:
+                raise LimitExceeded(
+                    f"{where}: its DynamoDB item would be {size} bytes (record, idempotency key "
+                    f"and positions), over DynamoDB's {MAX_ITEM_BYTES}-byte item limit"
+                )
+            rows.append(Row(key, ts, data.decode(), size))
+        return rows
+
+    def write(
+        self,
+        stream: str,
+        record: Mapping[str, Any],
+        *,
+        key: str | None = None,
+        time_field: str | None = None,
+    ) -> WriteResult:
+        """Append one record; with ``key``, a record with the same key already in the stream
+        makes this a no-op counted as a duplicate. One ``TransactWriteItems`` (after reading
+        the head and, with a key, checking it).
+
+        Errors: :class:`~strataml.errors.InvalidInput` (bad stream name, record, key or event
+        time), :class:`~strataml.errors.LimitExceeded` (record over the limits),
+        :class:`~strataml.errors.Unavailable` (DynamoDB unreachable or throttling, closed).
+        """
+        check_name("stream", stream)
+        idem = idempotency_key(key, "key")
+        tf = field_name(time_field, "time_field")
+        now_us = time.time_ns() // 1000
+        rows = self._prepare(
+            (record,), key=idem, key_field=None, time_field=tf, now_us=now_us, single=True
+        )
+        return self._write(stream, rows, now_us)
+
+    def write_batch(
+        self,
+        stream: str,
+        records: Iterable[Mapping[str, Any]],
+        *,
+        key_field: str | None = None,
+        time_field: str | None = None,
+    ) -> WriteResult:
+        """Append many records atomically: every record is validated before anything is
+        written, then all are committed or none (see the module doc for how). Duplicate keys
+        (already stored, or earlier in the batch) are skipped and counted; the first wins.
+
+        Errors: as :meth:`write`, naming the failing record's index; ``LimitExceeded`` for more
+        than ``max_batch_rows`` records.
+        """
+        check_name("stream", stream)
+        kf = field_name(key_field, "key_field")
+        tf = field_name(time_field, "time_field")
+        items = batch_records(records, self._max_rows)
+        now_us = time.time_ns() // 1000
+        rows = self._prepare(
+            items, key=None, key_field=kf, time_field=tf, now_us=now_us, single=False
+        )
+        return self._write(stream, rows, now_us)
+
+    def _write(self, stream: str, rows: list[Row], now_us: int) -> WriteResult:
+        self._check_open()
+        if not rows:
+            return WriteResult()
+        seen: set[str] = set()
+        unique: list[Row] = []
+        for row in rows:  # duplicate keys inside the batch: the first wins
+            if row.key is not None:
+                if row.key in seen:
+                    continue
+                seen.add(row.key)
+            unique.append(row)
+        deadline = time.monotonic() + self._config.lease_wait_s
+        delays = backoff_delays(10_000, base=0.01, cap=0.5)
+        where = f"writing to stream {stream!r}"
+        head = self._heads.get(stream)
+        fresh = head is None
+        if head is None:
+            head = self._read_head(stream)
+        while True:
+            if head.owner is not None:
+                if head.lu >= now_ms():
+                    if time.monotonic() > deadline:
+                        raise Unavailable(
+                            f"{where}: another writer has held the stream's write lease for "
+                            f"longer than lease_wait_s ({self._config.lease_wait_s} s); retry"
+                        )
+                    time.sleep(next(delays))
+                else:
+                    self._break_lease(stream, head)
+                head, fresh = self._read_head(stream), True
+                continue
+            taken = self._existing_keys(stream, head, [r.key for r in unique if r.key])
+            new = [r for r in unique if r.key is None or r.key not in taken]
+            result = WriteResult(written=len(new), duplicates=len(rows) - len(new))
+            if not new:
+                return result
+            try:
+                if self._fits_one_transaction(new, head):
+                    committed = self._commit_small(stream, head, new, now_us)
+                else:
+                    committed = self._commit_large(stream, head, new, now_us)
+            except Retry:
+                self._heads.pop(stream, None)
+                if fresh:  # a competing writer committed first: back off (a stale cached head
+                    # only needs reading again)
+                    if time.monotonic() > deadline:
+                        raise Unavailable(
+                            f"{where}: other writers of the stream kept committing first for "
+                            f"longer than lease_wait_s ({self._config.lease_wait_s} s); retry"
+                        ) from None
+                    time.sleep(next(delays))
+                head, fresh = self._read_head(stream), True
+                continue
+            if len(self._heads) >= _HEAD_CACHE:
+                self._heads.clear()
+            self._heads[stream] = committed
+            return result
+
+    def _window(
+        self, start: dt.datetime | None, end: dt.datetime | None
+    ) -> tuple[str | None, dict[str, Any]]:
+        lo = None if start is None else to_micros(parse_event_time(start, "start"))
+        hi = None if end is None else to_micros(parse_event_time(end, "end"))
+        parts: list[str] = []
+        values: dict[str, Any] = {}
+        if lo is not None:
+            parts.append("#t >= :lo")
+            values[":lo"] = num(lo)
+        if hi is not None:
+            parts.append("#t < :hi")
+            values[":hi"] = num(hi)
+        return (" AND ".join(parts) or None), values
+
+    def _segment_query(
+        self,
+        stream: str,
+        head: Head,
+        first: int,
+        last: int,
+        window: str | None,
+        values: dict[str, Any],
+        **extra: Any,
+    ) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :p AND sk BETWEEN :a AND :b",
+            "ExpressionAttributeValues": {
+                ":p": {"S": records_pk(stream, head.gen)},
+                ":a": {"S": pad_seq(first)},
+                ":b": {"S": pad_seq(last)},
+                **values,
+            },
+            "ConsistentRead": True,
+            **extra,
+        }
+        if window is not None:
+            kwargs["FilterExpression"] = window
+            kwargs["ExpressionAttributeNames"] = {
+                **kwargs.get("ExpressionAttributeNames", {}),
+                "#t": "t",
+            }
+        return kwargs
+
+    def read(
+        self,
+        stream: str,
+        *,
+        after: str | None = None,
+        start: dt.datetime | None = None,
+        end: dt.datetime | None = None,
+        limit: int = 1000,
+    ) -> ReadPage:
+        """Records committed after cursor ``after`` whose event time is in ``[start, end)``,
+        in commit order, at most ``limit`` (strongly consistent queries). ``has_more`` says
+        whether more such records exist now; ``cursor`` is the last record's (or ``after``).
+
+        Errors: :class:`~strataml.errors.NotFound` (unknown stream),
+        :class:`~strataml.errors.InvalidInput` (bad name, cursor, window or ``limit < 1``).
+        """
+        check_name("stream", stream)
+        seq = seq_cursor(after)
+        window, values = self._window(start, end)
+        limit = page_limit(limit)
+        head = self._live_head(stream)
+        records: list[IngestedRecord] = []
+        has_more = False
+        what = f"reading stream {stream!r}"
+        for first, last in visible_segments(seq, head.c, head.holes):
+            want = limit + 1 - len(records)
+            page_size = want if window is None else max(want, 100)
+            kwargs = self._segment_query(
+                stream, head, first, last, window, values, Limit=min(page_size, 10_000)
+            )
+            for page in query_pages(self._client, what, **kwargs):
+                for item in page.get("Items", []):
+                    if len(records) == limit:
+                        has_more = True
+                        break
+                    records.append(self._record(stream, item))
+                if has_more:
+                    break
+            if has_more:
+                break
+        cursor = str(records[-1].seq) if records else after
+        return ReadPage(records=records, cursor=cursor, has_more=has_more)
+
+    @staticmethod
+    def _record(stream: str, item: dict[str, Any]) -> IngestedRecord:
+        key = item.get("k")
+        return IngestedRecord.model_construct(
+            stream=stream,
+            seq=int(item["sk"]["S"]),
+            key=key["S"] if key is not None else None,
+            ts=from_micros(int(item["t"]["N"])),
+            ingested_at=from_micros(int(item["i"]["N"])),
+            data=loads(item["d"]["S"]),
+        )
+
+    def count(
+        self, stream: str, *, start: dt.datetime | None = None, end: dt.datetime | None = None
+    ) -> int:
+        """Number of records, optionally with event time in ``[start, end)`` (a ``COUNT``
+        query over the committed positions).
+
+        Errors: :class:`~strataml.errors.NotFound` (unknown stream).
+        """
+        check_name("stream", stream)
+        window, values = self._window(start, end)
+        head = self._live_head(stream)
+        total = 0
+        what = f"counting stream {stream!r}"
+        for first, last in visible_segments(0, head.c, head.holes):
+            kwargs = self._segment_query(stream, head, first, last, window, values, Select="COUNT")
+            for page in query_pages(self._client, what, **kwargs):
+                total += int(page.get("Count", 0))
+        return total
+
+    # -------------------------------------------------------------------------- retention
+    def delete_before(self, stream: str, before: dt.datetime) -> int:
+        """Delete the stream's records whose event time is before ``before``; return how many.
+        Their idempotency keys are forgotten first, then the records deleted (``BatchWriteItem``);
+        the stream and every cursor stay valid.
+
+        Errors: :class:`~strataml.errors.NotFound` (unknown stream).
+        """
+        check_name("stream", stream)
+        cutoff = to_micros(parse_event_time(before, "before"))
+        head = self._live_head(stream)
+        what = f"deleting from stream {stream!r}"
+        doomed: list[dict[str, Any]] = []
+        keys: list[dict[str, Any]] = []
+        kpk = {"S": keys_pk(stream, head.gen)}
+        for first, last in visible_segments(0, head.c, head.holes):
+            kwargs = self._segment_query(
+                stream,
+                head,
+                first,
+                last,
+                "#t < :cut",
+                {":cut": num(cutoff)},
+                ProjectionExpression="pk, sk, #k",
+                ExpressionAttributeNames={"#k": "k"},
+            )
+            for page in query_pages(self._client, what, **kwargs):
+                for item in page.get("Items", []):
+                    doomed.append({"DeleteRequest": {"Key": {"pk": item["pk"], "sk": item["sk"]}}})
+                    if "k" in item:
+                        slot = {"S": key_slot(item["k"]["S"])}
+                        keys.append({"DeleteRequest": {"Key": {"pk": kpk, "sk": slot}}})
+        self._batch.write(keys, what)
+        self._batch.write(doomed, what)
+        return len(doomed)
+
+    def streams(self) -> list[str]:
+        """Names of the existing streams, sorted (one query of the registry)."""
+        self._check_open()
+        names: list[str] = []
+        for page in query_pages(
+            self._client,
+            "listing streams",
+            TableName=self._table,
+            KeyConditionExpression="pk = :p",
+            ExpressionAttributeValues={":p": {"S": REGISTRY_PK}},
+            ProjectionExpression="sk",
+            ConsistentRead=True,
+        ):
+            names.extend(item["sk"]["S"] for item in page.get("Items", []))
+        return sorted(names)
+
+    def drop(self, stream: str) -> None:
+        """Delete a stream, its records and keys (no error if it does not exist).
+
+        The head is kept as a tombstone holding the last position (so positions never go back)
+        with a new generation; the old generation's items are then deleted.
+        """
+        check_name("stream", stream)
+        what = f"dropping stream {stream!r}"
+        self._heads.pop(stream, None)
+        for _ in range(100):
+            head = self._read_head(stream)
+            if not head.live:  # never written, dropped, or its first batch not committed yet
+                return
+            new_gen = new_generation()
+            actions = [
+                self._head_action(
+                    stream,
+                    "SET #live = :f, #g = :g1, #c = :n0 REMOVE #lo, #lu, #h",
+                    "#g = :g0 AND #n = :n0",
+                    {
+                        ":f": {"BOOL": False},
+                        ":g1": {"S": new_gen},
+                        ":g0": {"S": head.gen},
+                        ":n0": num(head.n),
+                    },
+                ),
+                {"Delete": {"TableName": self._table, "Key": registry_key(stream)}},
+            ]
+            try:
+                self._transact(actions, what)
+            except Retry:
+                continue
+            self._purge(records_pk(stream, head.gen), what)
+            self._purge(keys_pk(stream, head.gen), what)
+            return
+        raise Unavailable(f"{what}: the stream kept changing; retry")
+
+    def _purge(self, pk: str, what: str) -> None:
+        """Delete every item of partition ``pk``."""
+        doomed: list[dict[str, Any]] = []
+        for page in query_pages(
+            self._client,
+            what,
+            TableName=self._table,
+            KeyConditionExpression="pk = :p",
+            ExpressionAttributeValues={":p": {"S": pk}},
+            ProjectionExpression="pk, sk",
+            ConsistentRead=True,
+        ):
+            doomed.extend({"DeleteRequest": {"Key": item}} for item in page.get("Items", []))
+        self._batch.write(doomed, what)
+
+    # ---------------------------------------------------------------------------- closing
+    def close(self) -> None:
+        """Close the client's connections; later calls raise
+        :class:`~strataml.errors.Unavailable`. Safe to call twice."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        close = getattr(self._client, "close", None)
+        if close is not None:
+            try:
+                close()
+            except DRIVER_ERRORS:
+                pass
+
+    def __enter__(self) -> DynamoDBIngestStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
