@@ -12,7 +12,15 @@ nox.options.sessions = ["ci"]
 nox.options.reuse_existing_virtualenvs = True
 
 
-ADAPTERS = ["adapters/postgres", "adapters/redis", "adapters/dynamodb"]
+ADAPTERS = [
+    "adapters/postgres",
+    "adapters/redis",
+    "adapters/dynamodb",
+    "adapters/qdrant",
+    "adapters/milvus",
+]
+#: extras an adapter needs in CI (Milvus Lite: the embedded engine the tests start)
+EXTRAS = {"adapters/milvus": "[lite]"}
 LINT_PATHS = ["src", "tests", "bench", "noxfile.py", *ADAPTERS]
 TEST_PATHS = ["tests", *(f"{a}/tests" for a in ADAPTERS)]
 
@@ -21,7 +29,7 @@ def _install(session: nox.Session, *extras: str) -> None:
     spec = f".[{','.join(extras)}]" if extras else "."
     args = ["-e", spec]
     for adapter in ADAPTERS:
-        args += ["-e", adapter]
+        args += ["-e", adapter + EXTRAS.get(adapter, "")]
     session.install(*args)
 
 

@@ -11,7 +11,13 @@ loads N x 384 synthetic *clustered* embeddings (a mixture of Gaussian clusters i
   ``hnsw.ef_search`` and iterative-scan settings), interleaved query by query (alternating who
   goes first) so that load on the machine affects both sides alike; gc stays enabled;
 * a filtered query with 10 % selectivity (``{"g": 3}``): every search must return k hits, all
-  matching, and its recall against the exact filtered neighbours is reported.
+  matching, and its recall against the exact filtered neighbours is reported;
+* the same search through an alias (``set_alias("live", "docs")``: the alias check runs in the
+  search statement) vs the collection's own name, interleaved: the cost of alias resolution;
+* ``scan`` (keyset pages of 1000 rows, no vectors): rows/s;
+* health: delete 30 % of the rows, ``stats()`` (dead tuples), ``optimize()`` (REINDEX
+  CONCURRENTLY past ``reindex_ratio`` + VACUUM ANALYZE) timed, then recall@10 against the exact
+  neighbours among the remaining rows, queries/s and p50/p99 again.
 
 Usage: ``python bench/bench_pgvector.py [--quick] [--n N] [--queries Q]`` (``--quick``: 20k).
 """
@@ -197,6 +203,70 @@ def main() -> None:
             f"{len(f_lat) / sum(f_lat):.1f} q/s, p50 {pct(f_lat, 50):.3f} ms, "
             f"p99 {pct(f_lat, 99):.3f} ms"
         )
+        # alias vs direct name
+        store.set_alias("live", "docs")
+        lat_alias: list[float] = []
+        lat_direct: list[float] = []
+        for i, q in enumerate(queries):
+            for name in ("live", "docs") if i % 2 else ("docs", "live"):
+                t = time.perf_counter()
+                store.search(name, q, k=K)
+                (lat_alias if name == "live" else lat_direct).append(time.perf_counter() - t)
+        alias_ratio = (len(lat_alias) / sum(lat_alias)) / (len(lat_direct) / sum(lat_direct))
+        print(
+            f"through an alias: p50 {pct(lat_alias, 50):.3f} ms vs direct "
+            f"{pct(lat_direct, 50):.3f} ms; alias/direct queries/s {alias_ratio:.3f}"
+        )
+
+        # scan
+        t0 = time.perf_counter()
+        scanned = sum(len(b) for b in store.scan("live", batch_size=1000))
+        scan_s = time.perf_counter() - t0
+        print(f"scan (keyset pages of 1000, no vectors): {scanned / scan_s:,.0f} rows/s")
+        assert scanned == n
+
+        # health: 30 % deletes, stats, optimize, search again
+        doomed = np.random.default_rng(11).permutation(n)[: int(0.3 * n)]
+        t0 = time.perf_counter()
+        for start in range(0, len(doomed), 10_000):
+            store.delete("live", [str(i) for i in doomed[start : start + 10_000]])
+        delete_s = time.perf_counter() - t0
+        before = store.stats("live")
+        print(
+            f"deleted {len(doomed)} rows in {delete_s:.1f} s; stats: count {before.count}, "
+            f"deleted {before.deleted} (ratio {before.tombstone_ratio:.2f}), "
+            f"{before.index_type} {before.index_params}"
+        )
+        keep = np.ones(n, dtype=bool)
+        keep[doomed] = False
+        k_truth = exact_topk(data, queries, K, keep)
+
+        def measure() -> tuple[float, list[float]]:
+            lat: list[float] = []
+            res: list[list[int]] = []
+            for q in queries:
+                t = time.perf_counter()
+                res.append(ours_live(q))
+                lat.append(time.perf_counter() - t)
+            return recall(res, k_truth), lat
+
+        def ours_live(q: np.ndarray) -> list[int]:
+            return [int(h.id) for h in store.search("live", q, k=K)]
+
+        r_before, l_before = measure()
+        t0 = time.perf_counter()
+        after = store.optimize("live")
+        optimize_s = time.perf_counter() - t0
+        r_after, l_after = measure()
+        print(
+            f"optimize: {optimize_s:.1f} s -> count {after.count}, deleted {after.deleted}, "
+            f"indexed {after.indexed}"
+        )
+        for label, r, lat in (("before", r_before, l_before), ("after ", r_after, l_after)):
+            print(
+                f"  {label} optimize: recall@{K} {r:.4f}  {len(lat) / sum(lat):8.1f} q/s  "
+                f"p50 {pct(lat, 50):.3f} ms  p99 {pct(lat, 99):.3f} ms"
+            )
         summary = {
             "n": n,
             "load_s": round(load_s, 2),
@@ -207,6 +277,11 @@ def main() -> None:
             "ratio": round(qps_ours / qps_raw, 3),
             "filtered_full_k": len(queries) - short,
             "filtered_recall": recall(f_res, f_truth),
+            "alias_over_direct": round(alias_ratio, 3),
+            "scan_rows_s": round(scanned / scan_s),
+            "optimize_s": round(optimize_s, 1),
+            "recall_after_deletes": r_before,
+            "recall_after_optimize": r_after,
         }
         print("summary:", json.dumps(summary))
         store.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,10 +16,12 @@ from hypothesis import strategies as st
 
 from strataml.errors import (
     ConfigError,
+    Conflict,
     DimensionMismatch,
     InvalidInput,
     LimitExceeded,
     NotFound,
+    SchemaError,
     Unavailable,
 )
 from strataml.filters import FieldType
@@ -53,11 +56,23 @@ class TestLanceDBAsyncVectorStore(AsyncVectorStoreTests):
         store.close()
 
 
+def _wait_for_index(store: LanceDBVectorStore, name: str, timeout: float = 60.0) -> None:
+    """Poll until the background index build has committed (no fixed sleeps)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        stats = store.stats(name)
+        if stats.index_type != "flat" and not stats.details["index_building"]:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"no vector index on {name!r} after {timeout} s")
+
+
 def _clustered(n: int, dim: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     centers = rng.normal(size=(12, dim))
     x = centers[rng.integers(0, 12, n)] + 0.3 * rng.normal(size=(n, dim))
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
+    out: np.ndarray = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return out
 
 
 def test_persists_across_reopen(tmp_path: Path) -> None:
@@ -144,6 +159,7 @@ def test_index_built_at_threshold_keeps_results_correct(tmp_path: Path) -> None:
     table = lancedb.connect(str(tmp_path / "v")).open_table("big")
     assert not any(i.columns == ["vector"] for i in table.list_indices())
     store.upsert("big", recs[200:])  # crosses the threshold: the index is built
+    _wait_for_index(store, "big")
     table = lancedb.connect(str(tmp_path / "v")).open_table("big")
     assert any(i.columns == ["vector"] for i in table.list_indices())
 
@@ -297,7 +313,7 @@ def test_prepare_batch_rules() -> None:
         with pytest.raises(error):
             prepare_batch(records, dim=2, multi_tenant=False, max_rows=2)
     with pytest.raises(InvalidInput):
-        prepare_batch({"id": "a", "vector": [1, 2]}, dim=2, multi_tenant=False)  # type: ignore[arg-type]
+        prepare_batch({"id": "a", "vector": [1, 2]}, dim=2, multi_tenant=False)  # type: ignore[dict-item]
 
 
 def test_query_checks() -> None:
@@ -325,10 +341,13 @@ def test_index_is_retrained_as_the_collection_grows(tmp_path: Path) -> None:
         return str(index.index_uuid)
 
     store.upsert("g", [{"id": f"r{i}", "vector": x[i].tolist()} for i in range(260)])
+    _wait_for_index(store, "g")
     first = vector_index()
     store.upsert("g", [{"id": f"r{i}", "vector": x[i].tolist()} for i in range(260, 400)])
+    store.optimize("g")
     assert vector_index() == first  # grew less than 4x: new rows are appended, not retrained
     store.upsert("g", [{"id": f"r{i}", "vector": x[i].tolist()} for i in range(400, 1100)])
+    _wait_for_index(store, "g")
     assert vector_index() != first  # 1100 >= 4 x 260: retrained
     assert all(store.search("g", x[i], k=1)[0].id == f"r{i}" for i in range(0, 1100, 50))
     store.close()
@@ -374,3 +393,223 @@ def test_concurrent_writers_and_readers(tmp_path: Path) -> None:
     assert [store.count("c", tenant=f"t{t}") for t in range(4)] == [50] * 4
     assert store.describe("c").count == 200
     store.close()
+
+
+# --------------------------------------------------------------- aliases, scans and health
+def _recs(x: np.ndarray, prefix: str = "r", **extra: object) -> list[dict[str, object]]:
+    return [{"id": f"{prefix}{i}", "vector": v.tolist(), **extra} for i, v in enumerate(x)]
+
+
+def test_upsert_does_not_wait_for_the_index_build(tmp_path: Path) -> None:
+    store = LanceDBVectorStore(tmp_path / "v", index_threshold=256)
+    store.create_collection("c", 16, "cosine")
+    x = _clustered(3000, 16, seed=4)
+    store.upsert("c", _recs(x[:2000]))  # crosses the threshold: the build starts
+    # searches are served (exactly) while the index builds, and afterwards
+    assert store.search("c", x[11], k=1)[0].id == "r11"
+    store.upsert("c", _recs(x[2000:], prefix="late"))  # writes go on during the build
+    stats = store.optimize("c")  # waits for the build, folds the late rows in
+    assert (stats.index_type, stats.count, stats.indexed) == ("ivf_flat", 3000, 3000)
+    assert stats.index_params == {"metric": "cosine", "num_partitions": 44}
+    assert stats.details["index_building"] is False and stats.details["unindexed"] == 0
+    assert store.search("c", x[2500], k=1)[0].id == "late500"
+    store.close()
+
+
+def test_failed_background_build_is_reported_and_retried_by_optimize(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = LanceDBVectorStore(tmp_path / "v", index_threshold=256)
+    store.create_collection("c", 8, "l2")
+    real = LanceDBVectorStore._build_index
+
+    def broken(self: LanceDBVectorStore, c: object, rows: int) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(LanceDBVectorStore, "_build_index", broken)
+    x = _clustered(300, 8, seed=5)
+    store.upsert("c", _recs(x))
+    deadline = time.monotonic() + 30
+    while store.stats("c").details["index_building"] and time.monotonic() < deadline:
+        time.sleep(0.02)
+    stats = store.stats("c")
+    assert stats.index_type == "flat" and "disk full" in stats.details["index_error"]
+    assert store.search("c", x[7], k=1)[0].id == "r7"  # still served, exactly
+    with pytest.raises(Unavailable):
+        store.optimize("c")  # optimize builds synchronously and reports the failure
+    monkeypatch.setattr(LanceDBVectorStore, "_build_index", real)
+    stats = store.optimize("c")
+    assert stats.index_type == "ivf_flat" and "index_error" not in stats.details
+    store.close()
+
+
+def test_stats_count_deleted_and_overwritten_rows(tmp_path: Path) -> None:
+    store = LanceDBVectorStore(tmp_path / "v")
+    store.create_collection("c", 4, "l2")
+    x = _clustered(1000, 4, seed=6)
+    store.upsert("c", _recs(x))  # one fragment
+    stats = store.stats("c")
+    assert (stats.count, stats.deleted, stats.tombstone_ratio) == (1000, 0, 0.0)
+    assert (stats.index_type, stats.indexed) == ("flat", 0)
+    store.delete("c", ["r1", "r2", "r3"])
+    store.upsert("c", _recs(x[:2], prefix="r"))  # r0, r1 rewritten: r0's old row is held
+    stats = store.stats("c")
+    assert stats.count == 998
+    assert stats.deleted == 4
+    assert stats.tombstone_ratio == pytest.approx(4 / 1002)
+    before = [h.id for h in store.search("c", x[500], k=10)]
+    # under Lance's own 10 % rewrite threshold: optimize still leaves no tombstones
+    after = store.optimize("c")
+    assert (after.count, after.deleted, after.details["fragments"]) == (998, 0, 1)
+    assert [h.id for h in store.search("c", x[500], k=10)] == before
+    assert sorted(r.id for b in store.scan("c") for r in b) == sorted(
+        [f"r{i}" for i in range(1000) if i not in (2, 3)]
+    )
+    store.close()
+
+
+def test_searches_are_served_while_optimize_runs(tmp_path: Path) -> None:
+    store = LanceDBVectorStore(tmp_path / "v", index_threshold=256)
+    store.create_collection("c", 8, "cosine")
+    x = _clustered(1500, 8, seed=7)
+    for start in range(0, 1500, 100):  # many fragments
+        store.upsert("c", _recs(x[start : start + 100], prefix=f"b{start}_"))
+    store.delete("c", [f"b0_{i}" for i in range(50)])
+    expected = {i: store.search("c", x[i], k=1)[0].id for i in range(100, 1500, 97)}
+    failures: list[BaseException] = []
+    done = False
+
+    def reader() -> None:
+        while not done:
+            try:
+                for i, want in expected.items():
+                    assert store.search("c", x[i], k=1)[0].id == want
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                failures.append(exc)
+                return
+
+    with ThreadPoolExecutor(2) as pool:
+        futures = [pool.submit(reader) for _ in range(2)]
+        stats = store.optimize("c")
+        done = True
+        for f in futures:
+            f.result()
+    assert failures == []
+    assert (stats.count, stats.deleted, stats.index_type) == (1450, 0, "ivf_flat")
+    store.close()
+
+
+def test_scan_streams_bounded_batches_of_one_tenant(tmp_path: Path) -> None:
+    store = LanceDBVectorStore(tmp_path / "v")
+    store.create_collection("c", 4, "l2", multi_tenant=True)
+    x = _clustered(2500, 4, seed=8)
+    for start in range(0, 2500, 500):
+        store.upsert(
+            "c",
+            [
+                {
+                    "id": f"r{i}",
+                    "vector": x[i].tolist(),
+                    "tenant": "a" if i % 5 else "b",
+                    "metadata": {"i": i},
+                }
+                for i in range(start, start + 500)
+            ],
+        )
+    batches = list(store.scan("c", tenant="b", batch_size=64, include_vectors=True))
+    assert all(0 < len(b) <= 64 for b in batches)
+    got = [r for b in batches for r in b]
+    assert sorted(r.metadata["i"] for r in got) == list(range(0, 2500, 5))
+    assert {r.tenant for r in got} == {"b"}
+    assert np.allclose(got[0].vector, x[got[0].metadata["i"]], atol=1e-6)
+    with pytest.raises(InvalidInput):
+        store.scan("c", tenant="b", batch_size=True)
+    with pytest.raises(InvalidInput):
+        store.scan("c", batch_size=10)  # the tenant is required: raised at the call
+    store.close()
+
+
+def test_aliases_are_shared_with_other_stores_at_once(tmp_path: Path) -> None:
+    a, b = LanceDBVectorStore(tmp_path / "v"), LanceDBVectorStore(tmp_path / "v")
+    a.create_collection("blue", 2, "l2")
+    a.create_collection("teal", 3, "cosine")  # same name length: same alias file size
+    a.upsert("blue", [{"id": "old", "vector": [1, 0]}])
+    a.upsert("teal", [{"id": "new", "vector": [0, 1, 0]}])
+    a.set_alias("live", "blue")
+    assert b.aliases() == {"live": "blue"}
+    assert [h.id for h in b.search("live", [1, 0])] == ["old"]
+    for _ in range(3):  # repoints within one file-timestamp tick are all seen
+        a.set_alias("live", "teal")
+        assert (b.describe("live").name, b.describe("live").dim) == ("teal", 3)
+        a.set_alias("live", "blue")
+        assert b.describe("live").name == "blue"
+    with pytest.raises(Conflict):
+        b.drop_collection("blue")  # the other store's alias protects it
+    with pytest.raises(Conflict):
+        b.drop_collection("live")  # an alias is not dropped as a collection
+    with pytest.raises(Conflict):
+        b.create_collection("live", 2)
+    assert b.stats("live").name == "blue"
+    assert [r.id for batch in b.scan("live") for r in batch] == ["old"]
+    b.drop_alias("live")
+    assert a.aliases() == {}
+    a.drop_collection("blue")
+    assert a.collections() == ["teal"]
+    a.close()
+    b.close()
+
+
+def test_readers_never_fail_while_an_alias_is_repointed(tmp_path: Path) -> None:
+    store = LanceDBVectorStore(tmp_path / "v")
+    other = LanceDBVectorStore(tmp_path / "v")
+    for name in ("blue", "green"):
+        store.create_collection(name, 2, "l2")
+        store.upsert(name, [{"id": name, "vector": [1, 0]}])
+    store.set_alias("live", "blue")
+    seen: set[str] = set()
+    failures: list[BaseException] = []
+    done = False
+
+    def reader() -> None:
+        while not done:
+            try:
+                seen.add(other.search("live", [1, 0], k=1)[0].id)
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                failures.append(exc)
+                return
+
+    with ThreadPoolExecutor(2) as pool:
+        futures = [pool.submit(reader) for _ in range(2)]
+        for i in range(30):
+            store.set_alias("live", "green" if i % 2 == 0 else "blue")
+        done = True
+        for f in futures:
+            f.result()
+    assert failures == []
+    assert seen == {"blue", "green"}
+    store.close()
+    other.close()
+
+
+def test_a_damaged_alias_file_is_a_schema_error(tmp_path: Path) -> None:
+    store = LanceDBVectorStore(tmp_path / "v")
+    store.create_collection("c", 2, "l2")
+    store.set_alias("live", "c")
+    (tmp_path / "v" / "_strataml_aliases.json").write_text("{not json")
+    with pytest.raises(SchemaError):
+        store.count("live")
+    with pytest.raises(SchemaError):
+        store.set_alias("other", "c")
+    store.close()
+
+
+def test_an_alias_whose_collection_vanished_is_not_found(tmp_path: Path) -> None:
+    store = LanceDBVectorStore(tmp_path / "v")
+    store.create_collection("c", 2, "l2")
+    store.set_alias("live", "c")
+    store.close()
+    lancedb.connect(str(tmp_path / "v")).drop_table("c")  # behind strataml's back
+    again = LanceDBVectorStore(tmp_path / "v")
+    with pytest.raises(NotFound, match="alias 'live' points at collection 'c'"):
+        again.count("live")
+    again.close()

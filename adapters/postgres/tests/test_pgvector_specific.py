@@ -444,7 +444,7 @@ def test_iterative_scan_is_what_returns_k_filtered_rows(
     plan = "\n".join(r[0] for r in raw.execute("EXPLAIN " + query, [*params, q]).fetchall())
     assert "_hnsw" in plan
     # the store's read sessions run with these settings
-    settings_row = store._reader.run(
+    settings_row = store._read(
         "settings",
         lambda c: c.execute(
             "SELECT current_setting('hnsw.iterative_scan'), current_setting('hnsw.ef_search')"
@@ -570,6 +570,8 @@ def test_bad_settings_are_config_errors(pg_db: Any) -> None:
         {"hnsw_m": 16, "hnsw_ef_construction": 20},
         {"iterative_scan": "sometimes"},
         {"build_memory": "lots"},
+        {"reindex_ratio": 1.5},
+        {"reindex_ratio": True},
     ):
         with pytest.raises(ConfigError):
             PgVectorStore(pg_db, **kwargs)

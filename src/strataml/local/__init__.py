@@ -165,6 +165,7 @@ LANCEDB_CAPS = Capabilities(
     hybrid=True,
     metrics=frozenset({"cosine", "l2", "dot"}),
     tenants=True,
+    aliases=True,
     async_api=True,
     max_batch_rows=1_000_000,
 )

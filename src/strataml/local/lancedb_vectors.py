@@ -29,30 +29,61 @@ Reads and writes
 * Filters compile to a SQL ``where`` (escaped literals, backtick-quoted columns) that LanceDB
   applies *before* ranking (``prefilter=True``); the tenant predicate is always part of it.
 * Dense search is exhaustive until a collection reaches ``index_threshold`` rows; the upsert that
-  crosses it builds an ``IVF_FLAT`` index (about sqrt(rows) partitions, the collection's metric),
-  retrained when the collection has grown 4x. Queries probe ``nprobes`` partitions, more when a
-  filter leaves fewer than ``k`` candidates; IVF_FLAT distances are exact, so ``refine_factor``
-  (exact re-ranking) only applies to a quantized index found on an existing table. Rows written
-  after the index are searched exhaustively until the periodic ``optimize`` folds them in.
+  crosses it starts building an ``IVF_FLAT`` index (about sqrt(rows) partitions, the collection's
+  metric) in a background thread and returns at once: searches stay exact (exhaustive) until the
+  index is committed, then probe it. The index is retrained when the collection has grown 4x.
+  :meth:`~LanceDBVectorStore.optimize` waits for a build in progress (or builds the index itself
+  when it is due). Queries probe ``nprobes`` partitions, more when a filter leaves fewer than
+  ``k`` candidates; IVF_FLAT distances are exact, so ``refine_factor`` (exact re-ranking) only
+  applies to a quantized index found on an existing table. Rows written after the index are
+  searched exhaustively until the periodic compaction folds them in.
 * Keyword search is LanceDB's native BM25 full-text index on ``text`` (stemmed, lower-cased,
   stop words removed); rows not yet indexed are searched too, so upserted text is searchable at
   once. Hybrid search runs both legs and fuses them (:mod:`strataml.vectors.fusion`).
 * LanceDB distances are converted to the score contract of :class:`~strataml.models.Hit`:
   squared L2 -> Euclidean, ``1 - cos`` as is, ``1 - dot`` -> ``-dot``.
 
+Aliases
+-------
+LanceDB has no native alias: the aliases live in ``_strataml_aliases.json`` next to the tables
+(``{"format": 1, "aliases": {alias: collection}}``), replaced atomically (write a temporary file,
+fsync, ``os.replace``, fsync the directory) under an exclusive lock file
+(``_strataml_aliases.lock``, ``flock``) that also guards creating and dropping collections, so
+the namespace rules hold across processes. Every call resolves its name through the file: a
+``stat`` per call, the file re-read when it changed (so a repoint by another process is seen by
+the next call; a reader sees the old target or the new one). A scan resolves once, when it
+starts.
+
+Scans and health
+----------------
+* :meth:`~LanceDBVectorStore.scan` streams one table version with Lance's scanner
+  (``to_batches``): projected columns, the tenant predicate pushed down, bounded memory.
+* :meth:`~LanceDBVectorStore.stats`: ``deleted`` is the current version's deletion-file row count
+  (rows deleted or overwritten that the data files still hold), the index comes from Lance's
+  index statistics.
+* :meth:`~LanceDBVectorStore.optimize`: Lance's ``optimize`` (compaction that materialises
+  deletions, new rows folded into the indexes, versions older than an hour removed), the ANN
+  index built or retrained when due. Lance only rewrites a lone fragment when more than 10 % of
+  it is deleted; below that, ``optimize`` rewrites one row in place (same values) so that the
+  fragment is compacted too. Every step is a new table version: readers are never blocked.
+
 Consistency: writes are visible at once to this store; writes from other processes (or other
-store instances) become visible within about one second.
+store instances) become visible within about one second; alias changes at once.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
+import os
+import re
+import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -94,6 +125,7 @@ from strataml.filters import (
 from strataml.local import LANCEDB_CAPS
 from strataml.models import (
     CollectionInfo,
+    CollectionStats,
     Hit,
     Metric,
     SearchMode,
@@ -116,6 +148,8 @@ from strataml.vectors.batch import (
 from strataml.vectors.fusion import DEFAULT_FUSION, candidate_pool, fuse_hits
 
 __all__ = ["LanceDBVectorStore", "translate_lance_error"]
+
+_log = logging.getLogger(__name__)
 
 META_PREFIX: Final = "m_"
 _SCHEMA_KEY: Final = b"strataml"
@@ -148,6 +182,14 @@ _SCHEMA_TTL_S = 1.0
 #: The ANN index is rebuilt (k-means retrained) once a collection has grown this many times
 #: past the size it was trained on; in between, ``optimize`` assigns new rows to partitions.
 _RETRAIN_GROWTH: Final = 4
+#: A failed background index build is retried after this long (or by ``optimize``).
+_BUILD_RETRY_S: Final = 60.0
+#: Lance's compaction target: a fragment this large is never merged with its neighbours.
+_FRAGMENT_ROWS: Final = 1024 * 1024
+_ALIAS_FILE: Final = "_strataml_aliases.json"
+_ALIAS_LOCK: Final = "_strataml_aliases.lock"
+#: The alias file is re-read while its mtime is this recent (file timestamps are coarse).
+_ALIAS_SETTLE_S: Final = 0.05
 
 
 # ------------------------------------------------------------------------------------- errors
@@ -259,6 +301,13 @@ def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def _snake(index_type: str) -> str:
+    """Lance's index type names (``IvfFlat``, ``IVF_HNSW_SQ``) as ``ivf_flat``, ``ivf_hnsw_sq``."""
+    if "_" in index_type or index_type.isupper():
+        return index_type.lower()
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", index_type).lower()
+
+
 # ------------------------------------------------------------------------------- collections
 @dataclass
 class _Collection:
@@ -275,11 +324,17 @@ class _Collection:
     vector_index: bool
     quantized: bool  # the ANN index stores compressed vectors: re-rank with exact distances
     trained_rows: int
-    lock: threading.RLock = field(default_factory=threading.RLock)
+    lock: threading.RLock = field(default_factory=threading.RLock)  # writes
+    #: index builds and compactions (one at a time; never held while a write waits on it)
+    maint: threading.Lock = field(default_factory=threading.Lock)
     writes: int = 0  # since the last optimize
     rows: int = 0  # rows written since the last optimize
     grown: int = 0  # rows written since the ANN index was (re)trained
     optimized_rows: int = 0  # the collection's size at the last optimize
+    partitions: int | None = None  # IVF partitions, when this store built the index
+    building: Future[None] | None = None  # the background index build, if one was started
+    build_retry_at: float = 0.0  # time.monotonic() before which a failed build is not retried
+    build_error: str | None = None  # why the last background build failed
 
     @property
     def key(self) -> list[str]:
@@ -313,6 +368,116 @@ def _info_of(schema: pa.Schema, name: str) -> tuple[bytes, dict[str, Any]]:
 
 class _Recreated(Conflict):
     """The collection was dropped and created again (by another store or process)."""
+
+
+# ------------------------------------------------------------------------------------ aliases
+class _AliasFile:
+    """``alias -> collection`` in a JSON file next to the tables (see the module docstring).
+
+    :meth:`get` costs one ``stat``: the parsed file is kept while its identity (inode, size,
+    mtime) is unchanged, and re-read on every call while its mtime is within
+    ``_ALIAS_SETTLE_S`` of when it was read (file timestamps are coarse: two writes in one tick
+    would otherwise look alike). :meth:`locked` serialises writers across threads and processes.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.path = root / _ALIAS_FILE
+        self.lock_path = root / _ALIAS_LOCK
+        self._aliases: dict[str, str] = {}
+        self._sig: tuple[int, int, int] | None = None
+        self._mu = threading.RLock()
+
+    def get(self) -> dict[str, str]:
+        """The current aliases (a snapshot: do not mutate it)."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            self._aliases, self._sig = {}, None
+            return self._aliases
+        sig = (st.st_ino, st.st_size, st.st_mtime_ns)
+        if sig != self._sig:
+            self._read(sig)
+        return self._aliases
+
+    def _read(self, sig: tuple[int, int, int]) -> None:
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            self._aliases, self._sig = {}, None
+            return
+        try:
+            doc = orjson.loads(raw)
+            aliases = doc["aliases"]
+            if not isinstance(aliases, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in aliases.items()
+            ):
+                raise TypeError("aliases must map names to names")
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            raise SchemaError(f"the alias file {self.path} is damaged: {exc}") from exc
+        settled = time.time_ns() - sig[2] > _ALIAS_SETTLE_S * 1e9
+        self._aliases, self._sig = dict(aliases), (sig if settled else None)
+
+    @contextmanager
+    def locked(self) -> Iterator[dict[str, str]]:
+        """Hold the exclusive alias lock; yields the aliases read under it."""
+        with self._mu:
+            try:
+                fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise Unavailable(f"cannot open the alias lock {self.lock_path}: {exc}") from exc
+            try:
+                _lock_file(fd)
+                self._sig = None  # read afresh under the lock
+                with _engine("reading the aliases"):
+                    current = dict(self.get())
+                yield current
+            finally:
+                os.close(fd)  # releases the lock
+
+    def write(self, aliases: Mapping[str, str]) -> None:
+        """Replace the file atomically (call under :meth:`locked`)."""
+        data = orjson.dumps(
+            {"format": _FORMAT, "aliases": dict(sorted(aliases.items()))},
+            option=orjson.OPT_INDENT_2,
+        )
+        tmp = self.path.with_name(f".{_ALIAS_FILE}.{os.getpid()}.{threading.get_ident()}.tmp")
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        _fsync_dir(self.path.parent)
+        self._sig = None
+
+
+def _lock_file(fd: int) -> None:
+    """Block until this process holds an exclusive lock on ``fd``."""
+    if sys.platform == "win32":
+        import msvcrt
+
+        while True:
+            try:
+                msvcrt.locking(fd, msvcrt.LK_LOCK, 1)
+                return
+            except OSError:  # LK_LOCK gives up after ~10 s: keep waiting
+                continue
+    else:
+        import fcntl
+
+        fcntl.flock(fd, fcntl.LOCK_EX)
+
+
+def _fsync_dir(path: Path) -> None:
+    if sys.platform == "win32":  # directories cannot be opened for fsync there
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 # ------------------------------------------------------------------------------------- store
@@ -366,8 +531,11 @@ class LanceDBVectorStore:
                 str(self.path), read_consistency_interval=dt.timedelta(seconds=_SCHEMA_TTL_S)
             )
         self._collections: dict[str, _Collection] = {}
+        self._aliases = _AliasFile(self.path)
         self._lock = threading.RLock()
         self._pool: ThreadPoolExecutor | None = None
+        self._builder: ThreadPoolExecutor | None = None
+        self._builder_lock = threading.Lock()  # (never held while waiting for another lock)
         self._closed = False
 
     # -------------------------------------------------------------------------- housekeeping
@@ -376,13 +544,18 @@ class LanceDBVectorStore:
         return LANCEDB_CAPS
 
     def close(self) -> None:
-        """Release table handles. Safe to call twice; the store is unusable afterwards."""
-        with self._lock:
+        """Release table handles; wait for an index build in progress (builds not started yet
+        are cancelled: the next upsert or ``optimize`` starts them again). Safe to call twice;
+        the store is unusable afterwards."""
+        with self._lock, self._builder_lock:
             self._closed = True
             self._collections.clear()
             pool, self._pool = self._pool, None
+            builder, self._builder = self._builder, None
         if pool is not None:
             pool.shutdown(wait=True)
+        if builder is not None:
+            builder.shutdown(wait=True, cancel_futures=True)
 
     def __repr__(self) -> str:
         return f"LanceDBVectorStore({str(self.path)!r})"
@@ -392,10 +565,23 @@ class LanceDBVectorStore:
             raise Unavailable("this vector store is closed; open a new one")
 
     def _coll(self, name: str) -> _Collection:
-        """The collection's cached handle, re-validated at most once a second (a collection
-        dropped or recreated elsewhere is noticed then)."""
+        """The collection ``name`` names, directly or through an alias."""
         self._check_open()
         check_name("collection", name)
+        with _engine("reading the aliases"):
+            target = self._aliases.get().get(name)
+        if target is None:
+            return self._direct(name)
+        try:
+            return self._direct(target)
+        except NotFound as exc:
+            raise NotFound(
+                f"alias {name!r} points at collection {target!r}, which does not exist"
+            ) from exc
+
+    def _direct(self, name: str) -> _Collection:
+        """The collection's cached handle, re-validated at most once a second (a collection
+        dropped or recreated elsewhere is noticed then)."""
         c = self._collections.get(name)
         if c is not None and time.monotonic() - c.schema_at <= _SCHEMA_TTL_S:
             return c
@@ -508,15 +694,20 @@ class LanceDBVectorStore:
             raise InvalidInput(f"multi_tenant must be a bool, got {multi_tenant!r}")
         meta = dict(metadata or {})
         blob = dumps_record(meta, "collection metadata")
-        with self._lock:
+        with self._aliases.locked() as aliases, self._lock:
+            if name in aliases:
+                raise Conflict(
+                    f"{name!r} is an alias (of collection {aliases[name]!r}); aliases and "
+                    "collections share one namespace"
+                )
             try:
-                existing = self._coll(name)
+                existing = self._direct(name)
             except NotFound:
                 existing = None
             if existing is None:
                 created = self._create(name, dim, metric, multi_tenant, blob)
                 try:
-                    existing = self._coll(name)
+                    existing = self._direct(name)
                 except NotFound as exc:  # dropped concurrently
                     raise Conflict(f"collection {name!r} was dropped while being created") from exc
                 if created:
@@ -573,17 +764,35 @@ class LanceDBVectorStore:
         return True
 
     def drop_collection(self, name: str) -> None:
-        """Delete a collection and its data (no error if it does not exist)."""
+        """Delete a collection and its data (no error if it does not exist).
+
+        Raises :class:`Conflict` when an alias points at it (repoint or drop the alias first)
+        or when ``name`` is an alias (use :meth:`drop_alias`). Waits for an index build of the
+        collection in progress.
+        """
         self._check_open()
         check_name("collection", name)
-        with self._lock:
-            self._collections.pop(name, None)
-            with _engine(f"dropping collection {name!r}"):
+        with self._aliases.locked() as aliases:
+            if name in aliases:
+                raise Conflict(f"{name!r} is an alias, not a collection: drop it with drop_alias")
+            pointing = sorted(a for a, t in aliases.items() if t == name)
+            if pointing:
+                raise Conflict(
+                    f"collection {name!r} is the target of alias(es) {', '.join(pointing)}: "
+                    "repoint or drop them first"
+                )
+            with self._lock:
+                c = self._collections.pop(name, None)
+            # an index build writes into the table's directory: let it finish first
+            with c.maint if c is not None else nullcontext(), _engine(f"dropping {name!r}"):
                 self._db.drop_table(name, ignore_missing=True)
 
     def collections(self) -> list[str]:
-        """The names of every collection, sorted."""
+        """The names of every collection (not the aliases), sorted."""
         self._check_open()
+        return sorted(self._table_names())
+
+    def _table_names(self) -> list[str]:
         names: list[str] = []
         token: str | None = None
         with _engine("listing collections"):
@@ -593,11 +802,57 @@ class LanceDBVectorStore:
                 token = page.page_token
                 if not token:
                     break
-        return sorted(names)
+        return names
+
+    # ------------------------------------------------------------------------------- aliases
+    def set_alias(self, alias: str, collection: str) -> None:
+        """Point ``alias`` at ``collection``: create the alias or repoint it atomically (one
+        ``os.replace`` of the alias file; readers see the old target or the new one).
+
+        Raises :class:`InvalidInput` (bad names), :class:`Conflict` (``alias`` is a
+        collection's name) and :class:`NotFound` (``collection`` does not exist or is an alias).
+        """
+        self._check_open()
+        check_name("alias", alias)
+        check_name("collection", collection)
+        with self._aliases.locked() as aliases:
+            tables = set(self._table_names())
+            if alias in tables:
+                raise Conflict(
+                    f"{alias!r} is a collection's name; aliases and collections share one namespace"
+                )
+            if collection in aliases:
+                raise NotFound(
+                    f"{collection!r} is an alias, not a collection: point {alias!r} at "
+                    f"collection {aliases[collection]!r} instead"
+                )
+            if collection not in tables:
+                raise NotFound(f"collection {collection!r} does not exist; create it first")
+            if aliases.get(alias) == collection:
+                return
+            aliases[alias] = collection
+            with _engine(f"writing alias {alias!r}"):
+                self._aliases.write(aliases)
+
+    def drop_alias(self, alias: str) -> None:
+        """Remove ``alias`` (no error if it does not exist); its collection is untouched."""
+        self._check_open()
+        check_name("alias", alias)
+        with self._aliases.locked() as aliases:
+            if aliases.pop(alias, None) is not None:
+                with _engine(f"dropping alias {alias!r}"):
+                    self._aliases.write(aliases)
+
+    def aliases(self) -> dict[str, str]:
+        """Every alias and the collection it points at, sorted by alias."""
+        self._check_open()
+        with _engine("reading the aliases"):
+            return dict(sorted(self._aliases.get().items()))
 
     def describe(self, name: str) -> CollectionInfo:
         """Dimension, metric, tenancy, row count (all tenants), metadata fields with their types
-        and the collection's metadata. :class:`NotFound` for an unknown collection."""
+        and the collection's metadata; for an alias, its target's (with the target's ``name``).
+        :class:`NotFound` for an unknown collection."""
         c = self._coll(name)
         try:
             self._refresh(c, force=True)
@@ -695,34 +950,78 @@ class LanceDBVectorStore:
         return pa.Table.from_pydict(cols, schema=c.schema)
 
     def _maintain(self, c: _Collection, rows: int) -> None:
-        """Build the ANN index at the threshold (and retrain it as the collection grows); fold
-        new rows into the indexes and compact every so many writes."""
+        """After a write (under ``c.lock``): start the ANN index build in the background when it
+        is due; fold new rows into the indexes and compact every so many writes, unless an index
+        build or an ``optimize`` holds the collection (they do the same work)."""
         c.writes += 1
         c.rows += rows
         c.grown += rows
         if rows and (not c.vector_index or c.grown >= c.trained_rows * (_RETRAIN_GROWTH - 1)):
             count = int(c.table.count_rows())
-            if count >= max(self.index_threshold, c.trained_rows * _RETRAIN_GROWTH):
-                self._build_index(c, count)
+            if self._index_due(c, count):
+                self._start_build(c)
                 return
         unindexed_limit = min(_OPTIMIZE_ROWS, max(_OPTIMIZE_MIN_ROWS, c.optimized_rows))
-        if c.writes >= _OPTIMIZE_WRITES or c.rows >= unindexed_limit:
-            c.table.optimize(cleanup_older_than=_KEEP_VERSIONS)
-            c.writes = c.rows = 0
-            c.optimized_rows = int(c.table.count_rows())
+        if (c.writes >= _OPTIMIZE_WRITES or c.rows >= unindexed_limit) and c.maint.acquire(
+            blocking=False
+        ):
+            try:
+                c.table.optimize(cleanup_older_than=_KEEP_VERSIONS)
+                c.writes = c.rows = 0
+                c.optimized_rows = int(c.table.count_rows())
+            finally:
+                c.maint.release()
+
+    def _index_due(self, c: _Collection, count: int) -> bool:
+        """Whether the ANN index should be built (or retrained) at ``count`` rows."""
+        if count < self.index_threshold:
+            return False
+        return not c.vector_index or count >= c.trained_rows * _RETRAIN_GROWTH
+
+    def _start_build(self, c: _Collection) -> None:
+        """Queue a background index build of ``c`` unless one is queued or running (or the last
+        one failed less than ``_BUILD_RETRY_S`` ago)."""
+        if c.building is not None and not c.building.done():
+            return
+        if time.monotonic() < c.build_retry_at:
+            return
+        with self._builder_lock:
+            if self._closed:
+                return
+            if self._builder is None:
+                self._builder = ThreadPoolExecutor(1, thread_name_prefix="strataml-lance-index")
+            c.building = self._builder.submit(self._background_build, c)
+
+    def _background_build(self, c: _Collection) -> None:
+        """The background job: build the index if it is still due (an ``optimize`` may have
+        built it meanwhile). Failures are logged and kept for :meth:`stats`."""
+        with c.maint:
+            try:
+                count = int(c.table.count_rows())
+                if self._index_due(c, count):
+                    self._build_index(c, count)
+                c.build_error = None
+            except Exception as exc:  # noqa: BLE001 - a background thread has no caller
+                c.build_error = str(translate_lance_error(exc, f"indexing {c.name!r}"))
+                c.build_retry_at = time.monotonic() + _BUILD_RETRY_S
+                _log.warning("strataml: %s (retried later, or run optimize)", c.build_error)
 
     def _build_index(self, c: _Collection, rows: int) -> None:
         """IVF_FLAT with about sqrt(rows) partitions: exact distances within the probed
         partitions (so nothing to re-rank) and the fastest build and queries of LanceDB's index
-        types at this scale (bench/bench_vectors.py)."""
+        types at this scale (bench/bench_vectors.py). Called holding ``c.maint``; writes go on
+        meanwhile (rows written during the build are searched exhaustively, then folded in)."""
         from lancedb.index import IvfFlat
 
-        config = IvfFlat(distance_type=c.metric, num_partitions=max(1, math.isqrt(rows)))
+        partitions = max(1, math.isqrt(rows))
+        config = IvfFlat(distance_type=c.metric, num_partitions=partitions)
         c.table.create_index("vector", config=config, replace=True)
         c.table.optimize(cleanup_older_than=_KEEP_VERSIONS)
-        c.vector_index, c.quantized, c.trained_rows = True, False, rows
-        c.writes = c.rows = c.grown = 0
-        c.optimized_rows = rows
+        with c.lock:
+            c.vector_index, c.quantized, c.trained_rows = True, False, rows
+            c.partitions = partitions
+            c.writes = c.rows = c.grown = 0
+            c.optimized_rows = rows
 
     def delete(self, name: str, ids: Sequence[str], *, tenant: str | None = None) -> None:
         """Delete records by id within ``tenant`` (ids that do not exist are ignored)."""
@@ -789,6 +1088,174 @@ class LanceDBVectorStore:
         where = self._where(c, filter, tenant)
         with _engine(f"counting {name!r}"):
             return int(c.table.count_rows(where))
+
+    def scan(
+        self,
+        name: str,
+        *,
+        tenant: str | None = None,
+        include_vectors: bool = False,
+        batch_size: int = 1000,
+    ) -> Iterator[list[VectorRecord]]:
+        """Every record of the collection (of ``tenant`` when multi-tenant), once, in batches of
+        at most ``batch_size``, in storage order.
+
+        Streams one table version (the latest when the scan starts: later writes are not
+        seen) with the tenant predicate pushed down and only the needed columns read; memory
+        is bounded by Lance's scan read-ahead (its I/O buffer, ``LANCE_DEFAULT_IO_BUFFER_SIZE``
+        and ``LANCE_DEFAULT_FRAGMENT_READAHEAD``), not by the table's size. Raises
+        :class:`NotFound`, :class:`InvalidInput` (bad ``batch_size``, missing or unexpected
+        tenant) at the call, before iterating.
+        """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise InvalidInput(f"batch_size must be a positive integer, got {batch_size!r}")
+        c = self._coll(name)
+        tenant = check_tenant(c.multi_tenant, tenant, name)
+        where = self._where(c, None, tenant)
+        cols = self._columns(c, include_vectors)
+        with _engine(f"scanning {name!r}"):
+            q = c.table.search().select(cols)
+            if where is not None:
+                q = q.where(where)
+            reader = q.to_batches(batch_size)
+        return self._scan_batches(c, reader, batch_size)
+
+    def _scan_batches(
+        self, c: _Collection, reader: pa.RecordBatchReader, batch_size: int
+    ) -> Iterator[list[VectorRecord]]:
+        with _engine(f"scanning {c.name!r}"):
+            for batch in reader:
+                for start in range(0, batch.num_rows, batch_size):
+                    part = pa.Table.from_batches([batch.slice(start, batch_size)])
+                    yield [VectorRecord(**row) for row in self._rows(c, part)]
+
+    # --------------------------------------------------------------------------------- health
+    def stats(self, name: str) -> CollectionStats:
+        """Count, deleted rows and the index of a collection (or of an alias's target).
+
+        ``deleted``: rows deleted or overwritten that the table's data files still hold (Lance
+        deletion files), until compaction rewrites them. ``index_type``: ``"ivf_flat"`` (or
+        another Lance vector index found on the table) or ``"flat"`` (exhaustive search, below
+        ``index_threshold``); ``indexed``: rows the index covers (the rest are searched
+        exhaustively). ``details``: table version, versions kept, fragments, bytes, rows not yet
+        in the vector and full-text indexes, whether a background build is running.
+        """
+        c = self._coll(name)
+        with _engine(f"reading the stats of {c.name!r}"):
+            return self._stats(c)
+
+    def _stats(self, c: _Collection) -> CollectionStats:
+        table = c.table
+        count = int(table.count_rows())
+        versions = table.list_versions()
+        latest = max(versions, key=lambda v: int(v["version"])) if versions else {}
+        summary = latest.get("metadata") or {}
+        raw_deleted = summary.get("total_deletion_file_rows")
+        deleted = None if raw_deleted is None else int(raw_deleted)
+        tstats = table.stats()
+        details: dict[str, Any] = {
+            "version": latest.get("version"),
+            "versions": len(versions),
+            "fragments": tstats["fragment_stats"]["num_fragments"],
+            "small_fragments": tstats["fragment_stats"]["num_small_fragments"],
+            "bytes": tstats["total_bytes"],
+            "nprobes": self.nprobes,
+            "index_building": c.building is not None and not c.building.done(),
+        }
+        if c.build_error is not None:
+            details["index_error"] = c.build_error
+        params: dict[str, Any] = {"metric": c.metric}
+        index_type, indexed = "flat", 0
+        for idx in table.list_indices():
+            istats = table.index_stats(idx.name)
+            if istats is None:
+                continue
+            if idx.columns == ["vector"]:
+                index_type = _snake(str(idx.index_type))
+                indexed = int(istats.num_indexed_rows)
+                params = {"metric": str(istats.distance_type or c.metric)}
+                if c.partitions is not None and index_type.startswith("ivf"):
+                    params["num_partitions"] = c.partitions
+                details["unindexed"] = int(istats.num_unindexed_rows)
+            elif idx.columns == ["text"]:
+                details["fts_unindexed"] = int(istats.num_unindexed_rows)
+        return CollectionStats.of(
+            c.name,
+            count,
+            deleted,
+            index_type=index_type,
+            index_params=params,
+            indexed=indexed,
+            details=details,
+        )
+
+    def optimize(self, name: str) -> CollectionStats:
+        """Compact deleted rows, fold new rows into the indexes, build or retrain the ANN index
+        when it is due (``index_threshold``, 4x growth), remove versions older than an hour;
+        return the stats afterwards.
+
+        Waits for a background index build of the collection in progress. Searches, reads and
+        writes go on meanwhile (each step commits a new table version); what they return does
+        not change. A fragment under 1M rows that keeps deleted rows after Lance's compaction
+        (Lance only rewrites one with more than 10 % deleted) has one row rewritten in place,
+        with its own values, so that the next compaction rewrites it.
+        """
+        c = self._coll(name)
+        with c.maint, _engine(f"optimizing {c.name!r}"):
+            count = int(c.table.count_rows())
+            if self._index_due(c, count):
+                self._build_index(c, count)  # includes a table.optimize
+            else:
+                c.table.optimize(cleanup_older_than=_KEEP_VERSIONS)
+            c.build_error, c.build_retry_at = None, 0.0
+            stats = self._compact(c)
+            with c.lock:
+                c.writes = c.rows = 0
+                c.optimized_rows = stats.count
+        return stats
+
+    def _compact(self, c: _Collection) -> CollectionStats:
+        """Repeat Lance's optimize while it makes progress on deleted rows: it merges a fragment
+        only once the indexes cover it (so a fragment written since the last optimize takes a
+        second round), and a lone fragment is rewritten only past 10 % deleted (then one row is
+        rewritten in place to give it a neighbour)."""
+        stats = self._stats(c)
+        touched = False
+        for _ in range(4):
+            fragments = stats.details["fragments"]
+            if not stats.deleted:
+                break
+            if fragments == 1:
+                if touched or stats.count >= _FRAGMENT_ROWS:
+                    break
+                touched = self._touch_one(c)
+                if not touched:
+                    break
+            previous = (stats.deleted, fragments)
+            c.table.optimize(cleanup_older_than=_KEEP_VERSIONS)
+            stats = self._stats(c)
+            if (stats.deleted, stats.details["fragments"]) == previous and fragments > 1:
+                break  # large fragments under Lance's threshold: nothing more to do
+        return stats
+
+    @staticmethod
+    def _touch_one(c: _Collection) -> bool:
+        """Rewrite one live row with its own values (``SET id = id``): the lone fragment gains a
+        neighbour, so Lance's compaction rewrites it and drops its deleted rows. A concurrent
+        write to the same rows makes the update fail; then the fragment is left as it is."""
+        first = c.table.search().select(["id", "tenant"]).limit(1).to_arrow()
+        if not first.num_rows:
+            return False
+        rid, tenant = first.column("id")[0].as_py(), first.column("tenant")[0].as_py()
+        where = LanceDBVectorStore._id_where(tenant, [rid])
+        if tenant is None:
+            where += " AND `tenant` IS NULL"
+        try:
+            c.table.update(where=where, values_sql={"id": "`id`"})
+        except Exception as exc:  # noqa: BLE001 - best effort: a conflict leaves the tombstones
+            _log.debug("strataml: could not rewrite a row of %r: %s", c.name, exc)
+            return False
+        return True
 
     def _where(
         self, c: _Collection, spec: Mapping[str, Any] | None, tenant: str | None

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from strataml.capabilities import Capabilities
-from strataml.models import CollectionInfo, Hit, Metric, SearchMode, VectorRecord
+from strataml.models import (
+    CollectionInfo,
+    CollectionStats,
+    Hit,
+    Metric,
+    SearchMode,
+    VectorRecord,
+)
 
 Records = Iterable[VectorRecord | Mapping[str, Any]]
 VectorLike = Sequence[float] | Any  # a sequence of floats or a 1-D NumPy array
@@ -35,6 +42,27 @@ class VectorStore(Protocol):
       both -> hybrid. The filter (see :mod:`strataml.filters`) is applied *before* ranking, so a
       filtered search returns ``k`` hits whenever ``k`` records match. Hits are sorted by
       ``score`` descending and follow the score contract of :class:`~strataml.models.Hit`.
+    * **Aliases** (capability ``aliases``): an alias is a second name for a collection, usable
+      wherever a collection name is read or written (``describe``, ``upsert``, ``delete``,
+      ``get``, ``count``, ``search``, ``scan``, ``stats``, ``optimize``). :meth:`set_alias`
+      creates an alias or repoints it *atomically*: a concurrent reader sees the old target or
+      the new one, never an error. Aliases and collections share one namespace: an alias may not
+      take a collection's name nor a collection an alias's (:class:`~strataml.errors.Conflict`);
+      the target must be an existing collection, not an alias
+      (:class:`~strataml.errors.NotFound`). A collection that an alias points at cannot be
+      dropped (:class:`~strataml.errors.Conflict`: repoint or drop the alias first), so the live
+      index never disappears under its readers; ``drop_collection(alias)`` is a
+      :class:`~strataml.errors.Conflict` too (use :meth:`drop_alias`). :meth:`collections`
+      lists collections only. ``describe(alias)`` returns the target's info (its real
+      ``name``). Backends without the capability raise :class:`~strataml.errors.Unsupported`
+      from the alias methods.
+    * **Scans**: :meth:`scan` yields every record (of ``tenant`` in a multi-tenant collection)
+      exactly once, in batches of at most ``batch_size``, in no particular order -- for
+      refreshes, migrations and exact-search probes. Writes during a scan may or may not be seen.
+    * **Health**: :meth:`stats` reports count, tombstones and the index
+      (:class:`~strataml.models.CollectionStats`); :meth:`optimize` compacts deleted rows and
+      (re)builds the index where the backend needs it, while searches keep being served, and
+      returns the stats afterwards. Neither changes what any read returns.
 
     Errors
     ------
@@ -104,6 +132,37 @@ class VectorStore(Protocol):
         alpha: float = 0.5,
         include_vectors: bool = False,
     ) -> list[Hit]: ...
+
+    def scan(
+        self,
+        name: str,
+        *,
+        tenant: str | None = None,
+        include_vectors: bool = False,
+        batch_size: int = 1000,
+    ) -> Iterator[list[VectorRecord]]:
+        """Every record of the collection (or tenant), once, in batches of ``<= batch_size``."""
+        ...
+
+    def set_alias(self, alias: str, collection: str) -> None:
+        """Point ``alias`` at ``collection`` (create it, or repoint it atomically)."""
+        ...
+
+    def drop_alias(self, alias: str) -> None:
+        """Remove an alias (no error if it does not exist); the collection is untouched."""
+        ...
+
+    def aliases(self) -> dict[str, str]:
+        """Every alias and the collection it points at."""
+        ...
+
+    def stats(self, name: str) -> CollectionStats:
+        """Count, tombstones and index of a collection (or of an alias's target)."""
+        ...
+
+    def optimize(self, name: str) -> CollectionStats:
+        """Compact deleted rows and (re)build the index without downtime; return the stats."""
+        ...
 
     def close(self) -> None: ...
 

@@ -29,7 +29,7 @@ from strataml.features import (
     online_view_name,
     transform,
 )
-from strataml.features.stats import StatsRepository
+from strataml.features.stats import NumericStats, StatsRepository
 from strataml.models import FeatureView
 from strataml.testing._base import ContractBase
 
@@ -145,6 +145,7 @@ class FeatureMaterializeTests(ContractBase):
         assert stats is not None
         assert stats.row_count == 40
         x = stats.features["x"]
+        assert isinstance(x, NumericStats)
         assert x.count == 40
         assert x.max == max(_latest(MANY).values())
         materialize(feature_store, online_store, view, stats=False)

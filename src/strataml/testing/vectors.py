@@ -33,18 +33,21 @@ from strataml.errors import (
     Unsupported,
 )
 from strataml.filters import ALL_OPS, Op, matches, ops_used, parse_filter
-from strataml.models import Hit, VectorRecord
+from strataml.models import CollectionStats, Hit, VectorRecord
 from strataml.protocols.vectors import AsyncVectorStore, VectorStore
 from strataml.testing._base import ContractBase
 
 __all__ = [
     "AsyncVectorStoreTests",
+    "VectorAliasTests",
     "VectorBadInputTests",
     "VectorCollectionTests",
     "VectorDenseSearchTests",
     "VectorFilterTests",
+    "VectorHealthTests",
     "VectorHybridTests",
     "VectorKeywordTests",
+    "VectorScanTests",
     "VectorStoreTests",
     "VectorTenantTests",
     "VectorWriteTests",
@@ -122,6 +125,13 @@ class _VectorBase(ContractBase):
             return name
 
         yield make
+        try:
+            if vector_store.capabilities.aliases:
+                for alias, target in vector_store.aliases().items():
+                    if target in made:
+                        vector_store.drop_alias(alias)
+        except Exception:  # noqa: BLE001 - cleanup must not mask the test's outcome
+            pass
         for name in made:
             try:
                 vector_store.drop_collection(name)
@@ -1191,6 +1201,221 @@ class VectorTenantTests(_VectorBase):
             vector_store.create_collection(uid("vmt"), DIM, multi_tenant=True)
 
 
+# -------------------------------------------------------------------------------------- scans
+def _scan_all(vector_store: Any, name: str, **kwargs: Any) -> list[VectorRecord]:
+    out: list[VectorRecord] = []
+    for batch in vector_store.scan(name, **kwargs):
+        assert isinstance(batch, list)
+        out.extend(batch)
+    return out
+
+
+class VectorScanTests(_VectorBase):
+    """scan: every record once, in bounded batches."""
+
+    def test_scan_returns_every_record_once(self, vector_store: Any, new_collection: Any) -> None:
+        name = new_collection()
+        vecs = _vectors(57, seed=11)
+        records = [
+            {"id": f"s{i}", "vector": v, "text": f"doc {i}", "metadata": {"n": i}}
+            for i, v in enumerate(vecs)
+        ]
+        vector_store.upsert(name, records)
+        vector_store.delete(name, ["s3", "s4"])
+        sizes: list[int] = []
+        seen: list[VectorRecord] = []
+        for batch in vector_store.scan(name, batch_size=10, include_vectors=True):
+            sizes.append(len(batch))
+            seen.extend(batch)
+        assert all(0 < n <= 10 for n in sizes), sizes
+        ids = [r.id for r in seen]
+        assert len(ids) == len(set(ids)) == 55
+        assert set(ids) == {f"s{i}" for i in range(57)} - {"s3", "s4"}
+        by_id = {r.id: r for r in seen}
+        assert by_id["s7"].metadata == {"n": 7}
+        assert by_id["s7"].text == "doc 7"
+        assert np.allclose(np.asarray(by_id["s7"].vector, dtype=np.float64), vecs[7], atol=1e-5)
+
+    def test_scan_without_vectors(self, vector_store: Any, new_collection: Any) -> None:
+        name = new_collection()
+        vector_store.upsert(name, _records(_vectors(5, seed=12)))
+        got = _scan_all(vector_store, name)
+        assert sorted(r.id for r in got) == [f"r{i}" for i in range(5)]
+        assert all(r.vector is None for r in got)
+
+    def test_scan_empty_and_unknown(
+        self, vector_store: Any, new_collection: Any, uid: Callable[[str], str]
+    ) -> None:
+        name = new_collection()
+        assert _scan_all(vector_store, name) == []
+        with pytest.raises(NotFound):
+            _scan_all(vector_store, uid("missing"))
+        with pytest.raises(InvalidInput):
+            _scan_all(vector_store, name, batch_size=0)
+
+    def test_scan_is_per_tenant(self, vector_store: Any, new_collection: Any) -> None:
+        self.require(vector_store, "tenants")
+        name = new_collection("mt", multi_tenant=True)
+        vecs = _vectors(6, seed=13)
+        vector_store.upsert(
+            name,
+            [
+                {"id": f"x{i}", "vector": v, "tenant": "acme" if i % 2 else "umbrella"}
+                for i, v in enumerate(vecs)
+            ],
+        )
+        acme = _scan_all(vector_store, name, tenant="acme")
+        assert sorted(r.id for r in acme) == ["x1", "x3", "x5"]
+        assert {r.tenant for r in acme} == {"acme"}
+        with pytest.raises(InvalidInput):
+            _scan_all(vector_store, name)
+
+
+# ------------------------------------------------------------------------------------ aliases
+class VectorAliasTests(_VectorBase):
+    """set_alias / drop_alias / aliases, and reading and writing through an alias."""
+
+    def test_alias_reads_and_writes_the_target(
+        self, vector_store: Any, new_collection: Any, uid: Callable[[str], str]
+    ) -> None:
+        self.require(vector_store, "aliases")
+        blue = new_collection("blue")
+        vecs = _vectors(4, seed=21)
+        vector_store.upsert(blue, _records(vecs[:3]))
+        alias = uid("live")
+        vector_store.set_alias(alias, blue)
+        assert vector_store.aliases()[alias] == blue
+        assert alias not in vector_store.collections()
+        assert vector_store.describe(alias).name == blue
+        assert vector_store.count(alias) == 3
+        hits = vector_store.search(alias, vecs[0], k=1)
+        assert _ids(hits) == ["r0"]
+        vector_store.upsert(alias, [{"id": "via-alias", "vector": vecs[3]}])
+        assert _ids(vector_store.get(blue, ["via-alias"])) == ["via-alias"]
+        assert sorted(r.id for r in _scan_all(vector_store, alias)) == [
+            "r0",
+            "r1",
+            "r2",
+            "via-alias",
+        ]
+        assert vector_store.stats(alias).count == 4
+        vector_store.delete(alias, ["via-alias"])
+        assert vector_store.count(blue) == 3
+
+    def test_repoint_switches_readers(
+        self, vector_store: Any, new_collection: Any, uid: Callable[[str], str]
+    ) -> None:
+        self.require(vector_store, "aliases")
+        blue, green = new_collection("blue"), new_collection("green")
+        vecs = _vectors(2, seed=22)
+        vector_store.upsert(blue, [{"id": "old", "vector": vecs[0]}])
+        vector_store.upsert(green, [{"id": "new", "vector": vecs[1]}])
+        alias = uid("live")
+        vector_store.set_alias(alias, blue)
+        assert _ids(vector_store.search(alias, vecs[1], k=5)) == ["old"]
+        vector_store.set_alias(alias, green)
+        assert vector_store.aliases()[alias] == green
+        assert _ids(vector_store.search(alias, vecs[1], k=5)) == ["new"]
+        vector_store.set_alias(alias, blue)  # roll back
+        assert _ids(vector_store.search(alias, vecs[1], k=5)) == ["old"]
+        vector_store.drop_alias(alias)
+        assert alias not in vector_store.aliases()
+        vector_store.drop_alias(alias)  # absent: no error
+        assert vector_store.count(blue) == 1
+        with pytest.raises(NotFound):
+            vector_store.count(alias)
+
+    def test_alias_namespace_and_target_rules(
+        self, vector_store: Any, new_collection: Any, uid: Callable[[str], str]
+    ) -> None:
+        self.require(vector_store, "aliases")
+        blue, green = new_collection("blue"), new_collection("green")
+        alias = uid("live")
+        with pytest.raises(NotFound):
+            vector_store.set_alias(alias, uid("missing"))
+        assert alias not in vector_store.aliases()
+        with pytest.raises(Conflict):
+            vector_store.set_alias(green, blue)  # a collection's name
+        vector_store.set_alias(alias, blue)
+        with pytest.raises(NotFound):
+            vector_store.set_alias(uid("second"), alias)  # an alias is not a collection
+        with pytest.raises(Conflict):
+            vector_store.create_collection(alias, DIM)
+        with pytest.raises(InvalidInput):
+            vector_store.set_alias("bad name!", blue)
+        assert vector_store.aliases()[alias] == blue
+
+    def test_aliased_collection_cannot_be_dropped(
+        self, vector_store: Any, new_collection: Any, uid: Callable[[str], str]
+    ) -> None:
+        self.require(vector_store, "aliases")
+        blue = new_collection("blue")
+        vector_store.upsert(blue, _records(_vectors(2, seed=23)))
+        alias = uid("live")
+        vector_store.set_alias(alias, blue)
+        with pytest.raises(Conflict):
+            vector_store.drop_collection(blue)
+        with pytest.raises(Conflict):
+            vector_store.drop_collection(alias)
+        assert vector_store.count(alias) == 2
+        assert vector_store.aliases()[alias] == blue
+        vector_store.drop_alias(alias)
+        vector_store.drop_collection(blue)
+        assert blue not in vector_store.collections()
+
+    def test_undeclared_aliases_are_unsupported(
+        self, vector_store: Any, new_collection: Any, uid: Callable[[str], str]
+    ) -> None:
+        if vector_store.capabilities.aliases:
+            pytest.skip("backend declares aliases")
+        blue = new_collection("blue")
+        with pytest.raises(Unsupported):
+            vector_store.set_alias(uid("live"), blue)
+
+
+# ------------------------------------------------------------------------------------- health
+class VectorHealthTests(_VectorBase):
+    """stats / optimize."""
+
+    def test_stats_reports_count_and_tombstones(
+        self, vector_store: Any, new_collection: Any
+    ) -> None:
+        name = new_collection()
+        vector_store.upsert(name, _records(_vectors(20, seed=31)))
+        vector_store.delete(name, [f"r{i}" for i in range(5)])
+        stats = vector_store.stats(name)
+        assert isinstance(stats, CollectionStats)
+        assert stats.name == name
+        assert stats.count == 15
+        assert stats.deleted is None or stats.deleted >= 0
+        if stats.deleted is not None:
+            assert stats.tombstone_ratio is not None
+            assert 0.0 <= stats.tombstone_ratio <= 1.0
+        assert stats.index_type
+
+    def test_optimize_keeps_every_answer(self, vector_store: Any, new_collection: Any) -> None:
+        name = new_collection()
+        vecs = _vectors(40, seed=32)
+        vector_store.upsert(name, _records(vecs, text="alpha beta"))
+        vector_store.delete(name, [f"r{i}" for i in range(0, 40, 3)])
+        before = _ids(vector_store.search(name, vecs[1], k=5))
+        stats = vector_store.optimize(name)
+        assert isinstance(stats, CollectionStats)
+        assert stats.count == vector_store.count(name) == 26
+        if stats.deleted is not None:
+            assert stats.deleted == 0, "optimize compacts deleted rows"
+        assert _ids(vector_store.search(name, vecs[1], k=5)) == before
+        assert _ids(vector_store.get(name, ["r0", "r1"])) == ["r1"]
+
+    def test_stats_of_unknown_collection(
+        self, vector_store: Any, uid: Callable[[str], str]
+    ) -> None:
+        with pytest.raises(NotFound):
+            vector_store.stats(uid("missing"))
+        with pytest.raises(NotFound):
+            vector_store.optimize(uid("missing"))
+
+
 class VectorStoreTests(
     VectorCollectionTests,
     VectorWriteTests,
@@ -1200,6 +1425,9 @@ class VectorStoreTests(
     VectorKeywordTests,
     VectorHybridTests,
     VectorTenantTests,
+    VectorScanTests,
+    VectorAliasTests,
+    VectorHealthTests,
 ):
     """The whole :class:`~strataml.protocols.VectorStore` contract (fixture: ``vector_store``)."""
 

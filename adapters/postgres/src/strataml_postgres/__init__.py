@@ -48,6 +48,7 @@ VECTORS_CAPS = Capabilities(
     hybrid=True,
     metrics=frozenset({"cosine", "l2", "dot"}),
     tenants=True,
+    aliases=True,
     async_api=True,
     transactions=True,
     max_dim=16_000,

@@ -5,6 +5,15 @@ Layout (in the adapter's schema)
 ``_strataml_vector_collections``
     The registry: one row per collection with its table, dimension, metric, tenancy, index
     kind, tracked metadata field types and user metadata.
+``_strataml_vector_aliases``
+    ``alias -> collection`` (a foreign key to the registry: a collection with an alias cannot
+    be deleted). A repoint is one ``UPDATE`` of a row.
+``_strataml_vector_alias_ok(alias, collection)``
+    A ``STABLE`` PL/pgSQL function that returns true when ``alias`` still points at
+    ``collection`` and raises SQLSTATE ``SMA01`` otherwise. A read through an alias puts it in
+    its ``WHERE`` clause with literal arguments (a one-time filter, evaluated once per
+    statement, in the statement's snapshot): the cached alias resolution is verified in the same
+    round trip as the read, and a stale one fails instead of reading the old collection.
 ``_strataml_v_<name>_<generation>``
     One table per collection::
 
@@ -43,6 +52,9 @@ from strataml.filters import FieldType
 from strataml.models import Metric
 
 __all__ = [
+    "ALIASES",
+    "ALIAS_CHECK",
+    "ALIAS_MOVED",
     "EXTENSION_LOCK",
     "HALFVEC_MAX_DIM",
     "HNSW_MAX_DIM",
@@ -51,6 +63,8 @@ __all__ = [
     "CollectionMeta",
     "IndexKind",
     "Ops",
+    "alias_function_sql",
+    "alias_guard",
     "create_table_sql",
     "hnsw_index_name",
     "hnsw_index_sql",
@@ -61,6 +75,10 @@ __all__ = [
 ]
 
 REGISTRY: Final = "_strataml_vector_collections"
+ALIASES: Final = "_strataml_vector_aliases"
+ALIAS_CHECK: Final = "_strataml_vector_alias_ok"
+#: SQLSTATE raised by the alias check when the alias moved (a custom class, "SM").
+ALIAS_MOVED: Final = "SMA01"
 HNSW_MAX_DIM: Final = 2000
 HALFVEC_MAX_DIM: Final = 4000
 VECTOR_MAX_DIM: Final = 16000
@@ -133,25 +151,72 @@ class CollectionMeta:
     qualified: str  # "schema"."table", rendered once
     ops: Ops
     loaded_at: float  # time.monotonic() when read from the registry
+    alias: str | None = None  # the alias this meta was resolved through
+    guard: str = ""  # "<alias check> AND " for reads through the alias, else ""
 
 
-def registry_sql(schema: str) -> sql.Composed:
-    """``CREATE TABLE IF NOT EXISTS`` for the registry (run under an advisory lock)."""
+def registry_sql(schema: str) -> list[sql.Composed]:
+    """``CREATE TABLE IF NOT EXISTS`` for the registry and the aliases (run under an advisory
+    lock; :func:`alias_function_sql` creates the alias check)."""
+    return [
+        sql.SQL(
+            """CREATE TABLE IF NOT EXISTS {reg} (
+                name text COLLATE "C" PRIMARY KEY,
+                table_name text NOT NULL UNIQUE,
+                dim integer NOT NULL CHECK (dim > 0),
+                metric text NOT NULL CHECK (metric IN ('cosine', 'l2', 'dot')),
+                multi_tenant boolean NOT NULL,
+                index_kind text NOT NULL,
+                hnsw_m integer NOT NULL,
+                hnsw_ef_construction integer NOT NULL,
+                fields jsonb NOT NULL DEFAULT '{{}}',
+                metadata jsonb NOT NULL DEFAULT '{{}}',
+                created_at timestamptz NOT NULL DEFAULT now()
+            )"""
+        ).format(reg=sql.Identifier(schema, REGISTRY)),
+        sql.SQL(
+            """CREATE TABLE IF NOT EXISTS {aliases} (
+                alias text COLLATE "C" PRIMARY KEY,
+                collection text COLLATE "C" NOT NULL REFERENCES {reg} (name),
+                updated_at timestamptz NOT NULL DEFAULT now()
+            )"""
+        ).format(aliases=sql.Identifier(schema, ALIASES), reg=sql.Identifier(schema, REGISTRY)),
+    ]
+
+
+def alias_function_sql(schema: str) -> sql.Composed:
+    """``CREATE OR REPLACE FUNCTION`` for the alias check (see the module docstring)."""
     return sql.SQL(
-        """CREATE TABLE IF NOT EXISTS {reg} (
-            name text COLLATE "C" PRIMARY KEY,
-            table_name text NOT NULL UNIQUE,
-            dim integer NOT NULL CHECK (dim > 0),
-            metric text NOT NULL CHECK (metric IN ('cosine', 'l2', 'dot')),
-            multi_tenant boolean NOT NULL,
-            index_kind text NOT NULL,
-            hnsw_m integer NOT NULL,
-            hnsw_ef_construction integer NOT NULL,
-            fields jsonb NOT NULL DEFAULT '{{}}',
-            metadata jsonb NOT NULL DEFAULT '{{}}',
-            created_at timestamptz NOT NULL DEFAULT now()
-        )"""
-    ).format(reg=sql.Identifier(schema, REGISTRY))
+        """CREATE OR REPLACE FUNCTION {fn}(alias text, target text) RETURNS boolean
+        LANGUAGE plpgsql STABLE PARALLEL SAFE AS $strataml$
+        BEGIN
+            PERFORM 1 FROM {aliases} a WHERE a.alias = $1 AND a.collection = $2;
+            IF NOT FOUND THEN
+                RAISE EXCEPTION USING ERRCODE = {code},
+                    MESSAGE = 'strataml: the alias ' || $1 || ' no longer points at ' || $2;
+            END IF;
+            RETURN true;
+        END
+        $strataml$"""
+    ).format(
+        fn=sql.Identifier(schema, ALIAS_CHECK),
+        aliases=sql.Identifier(schema, ALIASES),
+        code=sql.Literal(ALIAS_MOVED),
+    )
+
+
+def alias_guard(schema: str, alias: str, target: str) -> str:
+    """The ``WHERE`` prefix checking that ``alias`` still points at ``target`` (names are
+    validated by :func:`strataml.models.check_name` and rendered as escaped literals)."""
+    return (
+        sql.SQL("{fn}({alias}, {target}) AND ")
+        .format(
+            fn=sql.Identifier(schema, ALIAS_CHECK),
+            alias=sql.Literal(alias),
+            target=sql.Literal(target),
+        )
+        .as_string(None)
+    )
 
 
 def create_table_sql(
@@ -211,8 +276,10 @@ def hnsw_index_sql(
     *,
     hnsw_m: int,
     hnsw_ef_construction: int,
+    concurrently: bool = False,
 ) -> sql.Composed | None:
-    """``CREATE INDEX`` for the collection's HNSW index (``None`` for the ``exact`` kind)."""
+    """``CREATE INDEX [CONCURRENTLY]`` for the collection's HNSW index (``None`` for the
+    ``exact`` kind)."""
     kind = index_kind_for(dim)
     if kind == "exact":
         return None
@@ -224,9 +291,10 @@ def hnsw_index_sql(
         else sql.SQL("(embedding::{ext}.halfvec({dim}))").format(ext=ext, dim=sql.Literal(dim))
     )
     return sql.SQL(
-        "CREATE INDEX {name} ON {t} USING hnsw ({column} {ext}.{ops}) "
+        "CREATE INDEX {concurrently}{name} ON {t} USING hnsw ({column} {ext}.{ops}) "
         "WITH (m = {m}, ef_construction = {ef})"
     ).format(
+        concurrently=sql.SQL("CONCURRENTLY " if concurrently else ""),
         name=sql.Identifier(hnsw_index_name(table)),
         t=sql.Identifier(schema, table),
         column=column,

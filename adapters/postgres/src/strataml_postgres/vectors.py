@@ -8,8 +8,15 @@
   pgvector's binary format into a temporary table and merged with ``INSERT ... ON CONFLICT
   (tenant, id) DO UPDATE``. New metadata fields are registered in the same transaction, under a
   row lock on the registry, so concurrent writers cannot give a field two types.
-* **Reads** (search, get, count, describe) are single statements on a check-free autocommit pool
-  (:mod:`strataml_postgres.vector_pool`): one round trip per search.
+* **Reads** (search, get, count, describe, scan pages) are single statements on the database's
+  check-free autocommit read pool (:meth:`strataml_postgres.pool.PgDatabase.read`, with the
+  pgvector session settings of :mod:`strataml_postgres.vector_pool`): one round trip per search.
+* **Aliases** live in ``_strataml_vector_aliases``; a read through an alias verifies the cached
+  resolution inside its own statement (see :mod:`strataml_postgres.vector_schema`), a write
+  resolves it afresh and locks the alias row until it commits.
+* **Health**: :meth:`PgVectorStore.stats` (dead tuples, HNSW parameters) and
+  :meth:`PgVectorStore.optimize` (``REINDEX INDEX CONCURRENTLY`` past ``reindex_ratio``, then
+  ``VACUUM (ANALYZE)``).
 * **Filters** compile to parameterised JSONB expressions typed by the tracked field types
   (:mod:`strataml_postgres.vector_filters`); the tenant predicate ``tenant = %s`` is part of
   every statement (``''`` in single-tenant collections), never optional.
@@ -34,9 +41,9 @@ import json
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Literal, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -51,12 +58,14 @@ from strataml.errors import (
     InvalidInput,
     LimitExceeded,
     NotFound,
+    StrataError,
     Unavailable,
     Unsupported,
 )
 from strataml.filters import FieldType, fields_used, parse_filter
 from strataml.models import (
     CollectionInfo,
+    CollectionStats,
     Hit,
     Metric,
     SearchMode,
@@ -81,17 +90,22 @@ from strataml_postgres import VECTORS_CAPS
 from strataml_postgres.pool import PgDatabase
 from strataml_postgres.vector_filters import compile_filter, decode_metadata, encode_metadata
 from strataml_postgres.vector_pool import (
-    VectorReader,
+    VectorSession,
     load_vector,
     register_vector_dumper,
 )
 from strataml_postgres.vector_schema import (
+    ALIAS_CHECK,
+    ALIAS_MOVED,
+    ALIASES,
     EXTENSION_LOCK,
     REGISTRY,
     VECTOR_MAX_DIM,
     CollectionMeta,
     IndexKind,
     Ops,
+    alias_function_sql,
+    alias_guard,
     create_table_sql,
     hnsw_index_name,
     hnsw_index_sql,
@@ -112,9 +126,15 @@ _STAGE: Final = "strataml_vec_stage"
 #: OR of the query's lexemes (plainto_tsquery ANDs them; its output quotes every lexeme).
 _TSQUERY: Final = "replace(plainto_tsquery('english'::regconfig, %s)::text, ' & ', ' | ')::tsquery"
 _COLS: Final = "id, tenant, text, metadata"
+_META_COLS: Final = (
+    "name, table_name, dim, metric, multi_tenant, index_kind, hnsw_m, hnsw_ef_construction, "
+    "fields, metadata"
+)
 #: how stale the cached field list may be when a filter names a field it does not know
 _UNKNOWN_FIELD_RECHECK_S: Final = 1.0
 _HIT_VALIDATOR: Final = Hit.__pydantic_validator__
+#: how many times a call retries after finding its cached collection or alias stale
+_STALE_RETRIES: Final = 3
 _MEMORY_RE: Final = re.compile(r"^[1-9][0-9]{0,6}(kB|MB|GB)$")
 # row layout of every search statement
 _LEG, _ID, _TENANT, _TEXT, _META, _DIST, _RANK, _EMB = range(8)
@@ -159,8 +179,9 @@ class PgVectorStore:
     is at least as large as the collection drops the HNSW index, loads, and rebuilds it in the
     same transaction (a bulk build is an order of magnitude faster than inserting into the
     graph row by row, and parallel), with ``maintenance_work_mem = build_memory`` (``None``:
-    the server's setting); searches of that collection wait for the commit. Bad settings raise
-    :class:`ConfigError`.
+    the server's setting); searches of that collection wait for the commit. ``reindex_ratio``:
+    :meth:`optimize` rebuilds the HNSW index when dead tuples are at least this fraction of the
+    rows. Bad settings raise :class:`ConfigError`.
 
     Errors are strataml's (driver errors translated and chained). A closed store raises
     :class:`Unavailable`; closing it does not close the shared database pool.
@@ -180,6 +201,7 @@ class PgVectorStore:
         max_scan_tuples: int = 20_000,
         bulk_rebuild_rows: int = 10_000,
         build_memory: str | None = "512MB",
+        reindex_ratio: float = 0.2,
     ) -> None:
         for label, value, low, high in (
             ("ef_search", ef_search, 1, 1000),
@@ -196,6 +218,12 @@ class PgVectorStore:
             raise ConfigError(f"build_memory must look like '512MB' or '2GB', got {build_memory!r}")
         if iterative_scan not in _ITERATIVE:
             raise ConfigError(f"iterative_scan must be one of {_ITERATIVE}, got {iterative_scan!r}")
+        if (
+            isinstance(reindex_ratio, bool)
+            or not isinstance(reindex_ratio, int | float)
+            or not 0.0 <= reindex_ratio <= 1.0
+        ):
+            raise ConfigError(f"reindex_ratio must be a number in [0, 1], got {reindex_ratio!r}")
         self._db = db
         self._schema = db.schema
         self.ef_search = ef_search
@@ -205,11 +233,15 @@ class PgVectorStore:
         self.max_scan_tuples = max_scan_tuples
         self.bulk_rebuild_rows = bulk_rebuild_rows
         self.build_memory = build_memory
+        self.reindex_ratio = float(reindex_ratio)
         self._registry = sql.Identifier(self._schema, REGISTRY).as_string(None)
+        self._aliases = sql.Identifier(self._schema, ALIASES).as_string(None)
+        #: writes flush their statistics synchronously (PostgreSQL >= 15), set up by _setup
+        self._flush_stats = False
         self._metas: dict[str, CollectionMeta] = {}
         self._lock = threading.RLock()
         self._ext: str | None = None
-        self._reader_: VectorReader | None = None
+        self._session: VectorSession | None = None
         self._closed = False
 
     # ------------------------------------------------------------------------ housekeeping
@@ -218,13 +250,11 @@ class PgVectorStore:
         return VECTORS_CAPS
 
     def close(self) -> None:
-        """Close the read connections. Safe to call twice; the store is unusable afterwards."""
+        """Make the store unusable (its connections belong to the shared database pools, which
+        the stack closes). Safe to call twice."""
         with self._lock:
             self._closed = True
             self._metas.clear()
-            if self._reader_ is not None:
-                self._reader_.close()
-                self._reader_ = None
 
     def __repr__(self) -> str:
         return f"<PgVectorStore schema={self._schema!r}>"
@@ -233,14 +263,15 @@ class PgVectorStore:
         if self._closed:
             raise Unavailable("this vector store is closed; open a new one")
 
-    @property
-    def _reader(self) -> VectorReader:
+    def _read(self, what: str, fn: Callable[[psycopg.Connection[Any]], T], *, ef: int = 0) -> T:
+        """Run one read statement on the database's autocommit read pool, with this store's
+        pgvector settings (``hnsw.ef_search`` at least ``ef``) on the connection."""
         self._setup()
-        reader = self._reader_
-        if reader is None:
-            self._check_open()
-            raise Unavailable("this vector store is closed; open a new one")
-        return reader
+        session = self._session
+        assert session is not None
+        if not ef:
+            return self._db.read(what, fn, prepare=session.apply)
+        return self._db.read(what, fn, prepare=lambda conn, st: session.apply(conn, st, ef))
 
     def _setup(self) -> str:
         """Make sure pgvector and the registry exist (once per store); the extension's schema."""
@@ -266,12 +297,19 @@ class PgVectorStore:
                     found = self._extension_schema(conn)
                     assert found is not None
                 ext, version = found
+                self._flush_stats = conn.info.server_version >= 150000
                 conn.execute(
                     "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"strataml:{self._schema}",)
                 )
-                conn.execute(registry_sql(self._schema))
-            self._reader_ = VectorReader(
-                self._db.config,
+                for stmt in registry_sql(self._schema):
+                    conn.execute(stmt)
+                check = sql.Identifier(self._schema, ALIAS_CHECK).as_string(None)
+                found_fn = conn.execute(
+                    "SELECT to_regprocedure(%s)", (f"{check}(text,text)",)
+                ).fetchone()
+                if found_fn is None or found_fn[0] is None:
+                    conn.execute(alias_function_sql(self._schema))
+            self._session = VectorSession(
                 ef_search=self.ef_search,
                 # iterative index scans arrived in pgvector 0.8; older versions rely on the
                 # exact fallback alone for filtered searches
@@ -295,13 +333,14 @@ class PgVectorStore:
         return str(row[0]), version
 
     # ---------------------------------------------------------------------- collection meta
-    def _meta_from_row(self, name: str, row: Sequence[Any]) -> CollectionMeta:
-        table, dim, metric, multi_tenant, kind, m, efc, fields, metadata = row
+    def _meta_from_row(self, row: Sequence[Any], alias: str | None = None) -> CollectionMeta:
+        """A registry row (``_META_COLS``), resolved through ``alias`` if given."""
+        name, table, dim, metric, multi_tenant, kind, m, efc, fields, metadata = row
         types = {k: FieldType(v) for k, v in (fields or {}).items()}
         ext = self._ext
         assert ext is not None
         return CollectionMeta(
-            name=name,
+            name=str(name),
             table=str(table),
             dim=int(dim),
             metric=metric,
@@ -315,28 +354,34 @@ class PgVectorStore:
             qualified=sql.Identifier(self._schema, str(table)).as_string(None),
             ops=Ops.build(ext, metric, int(dim), kind),
             loaded_at=time.monotonic(),
+            alias=alias,
+            guard="" if alias is None else alias_guard(self._schema, alias, str(name)),
         )
 
     def _select_meta(self) -> str:
-        return (
-            "SELECT table_name, dim, metric, multi_tenant, index_kind, hnsw_m, "
-            "hnsw_ef_construction, fields, metadata "
-            f"FROM {self._registry} WHERE name = %s"
-        )
+        """The registry row of a collection (by its own name, not an alias)."""
+        return f"SELECT {_META_COLS} FROM {self._registry} WHERE name = %s"
 
     def _load(self, name: str) -> CollectionMeta:
-        row = self._reader.run(
+        """Read the collection ``name`` names, directly or through an alias (one statement)."""
+        query = (
+            f"SELECT {_META_COLS} FROM {self._registry} WHERE name = "
+            f"coalesce((SELECT collection FROM {self._aliases} WHERE alias = %s), %s)"
+        )
+        row = self._read(
             f"reading collection {name!r}",
-            lambda conn: conn.execute(self._select_meta(), (name,)).fetchone(),
+            lambda conn: conn.execute(query, (name, name)).fetchone(),
         )
         if row is None:
             self._metas.pop(name, None)
             raise NotFound(f"collection {name!r} does not exist; create it first")
-        meta = self._meta_from_row(name, row)
+        meta = self._meta_from_row(row, alias=None if row[0] == name else name)
         self._metas[name] = meta
         return meta
 
     def _coll(self, name: str, *, refresh: bool = False) -> CollectionMeta:
+        """The cached metadata of the collection ``name`` names (directly or through an alias);
+        read from the registry if not cached or ``refresh``."""
         self._check_open()
         if not refresh and isinstance(name, str):
             meta = self._metas.get(name)  # cached names were validated when loaded
@@ -347,19 +392,26 @@ class PgVectorStore:
         return self._load(name)
 
     def _fresh(self, name: str, fn: Callable[[CollectionMeta], T]) -> T:
-        """Run ``fn`` with the cached metadata; if its table is gone (the collection was
-        dropped or recreated elsewhere), reload the registry row and retry once."""
+        """Run ``fn`` with the cached metadata; if it turns out stale, reload the registry and
+        retry (up to ``_STALE_RETRIES`` times: an alias may be repointed again and again).
+        Stale means: the table is gone (the collection was dropped or recreated elsewhere), the
+        alias moved (the alias check failed, or a write found the alias row changed), or --
+        through an alias only -- a validation error that the alias's new target may not raise
+        (another dimension, tenancy or field types)."""
         meta = self._coll(name)
-        try:
-            return fn(meta)
-        except NotFound as exc:
-            if not isinstance(exc.__cause__, psycopg.errors.UndefinedTable):
-                raise
-            self._metas.pop(name, None)
-            fresh = self._coll(name)  # NotFound if the collection is gone
-            if fresh.table == meta.table:
-                raise
-            return fn(fresh)
+        for attempt in range(_STALE_RETRIES + 1):
+            try:
+                return fn(meta)
+            except StrataError as exc:
+                why = _staleness(meta, exc)
+                if why is None or attempt == _STALE_RETRIES:
+                    raise
+                self._metas.pop(name, None)
+                fresh = self._coll(name)  # NotFound if the collection (or alias) is gone
+                if why == "maybe" and (fresh.table, fresh.alias) == (meta.table, meta.alias):
+                    raise
+                meta = fresh
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _decode(self, meta: CollectionMeta, stored: dict[str, Any]) -> dict[str, Any]:
         """Stored metadata (a fresh dict from the driver) as Python values."""
@@ -379,7 +431,10 @@ class PgVectorStore:
             not fields_used(expr) <= meta.fields.keys()
             and time.monotonic() - meta.loaded_at > _UNKNOWN_FIELD_RECHECK_S
         ):  # a field we have not seen may have been written since we read the registry
-            meta = self._load(meta.name)
+            fresh = self._load(meta.alias or meta.name)
+            if fresh.table != meta.table:  # the call was checked against another collection
+                raise _Moved(f"collection {meta.name!r} changed meanwhile")
+            meta = fresh
         where, params = compile_filter(expr, meta.fields)
         return meta, where, params
 
@@ -424,9 +479,15 @@ class PgVectorStore:
         ext = self._setup()
         kind: IndexKind = index_kind_for(dim)
         with self._db.connection(f"creating collection {name!r}") as conn:
-            conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"strataml:{self._schema}",)
-            )
+            self._namespace_lock(conn)
+            target = conn.execute(
+                f"SELECT collection FROM {self._aliases} WHERE alias = %s", (name,)
+            ).fetchone()
+            if target is not None:
+                raise Conflict(
+                    f"{name!r} is an alias (of collection {target[0]!r}); aliases and "
+                    "collections share one namespace"
+                )
             row = conn.execute(self._select_meta(), (name,)).fetchone()
             if row is None:
                 table = new_table_name(name)
@@ -466,7 +527,7 @@ class PgVectorStore:
                 multi_tenant=multi_tenant,
                 metadata=user_meta,
             )
-        existing = self._meta_from_row(name, row)
+        existing = self._meta_from_row(row)
         if not exist_ok:
             raise Conflict(f"collection {name!r} already exists (pass exist_ok=True to reuse it)")
         mismatch = [
@@ -482,14 +543,32 @@ class PgVectorStore:
             raise Conflict(f"collection {name!r} exists with {', '.join(mismatch)}")
         return self.describe(name)
 
+    def _namespace_lock(self, conn: psycopg.Connection[Any]) -> None:
+        """Serialise creating/dropping collections and aliases of this schema (transaction)."""
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"strataml:{self._schema}",))
+
     def drop_collection(self, name: str) -> None:
-        """Delete a collection and its data (no error if it does not exist)."""
+        """Delete a collection and its data (no error if it does not exist).
+
+        Raises :class:`Conflict` when an alias points at it (repoint or drop the alias first)
+        or when ``name`` is an alias (use :meth:`drop_alias`).
+        """
         self._setup()
         check_name("collection", name)
         with self._db.connection(f"dropping collection {name!r}") as conn:
-            conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"strataml:{self._schema}",)
-            )
+            self._namespace_lock(conn)
+            rows = conn.execute(
+                f"SELECT alias, collection FROM {self._aliases} "
+                "WHERE alias = %s OR collection = %s ORDER BY alias",
+                (name, name),
+            ).fetchall()
+            if any(r[0] == name for r in rows):
+                raise Conflict(f"{name!r} is an alias, not a collection: drop it with drop_alias")
+            if rows:
+                raise Conflict(
+                    f"collection {name!r} is the target of alias(es) "
+                    f"{', '.join(str(r[0]) for r in rows)}: repoint or drop them first"
+                )
             row = conn.execute(
                 f"DELETE FROM {self._registry} WHERE name = %s RETURNING table_name", (name,)
             ).fetchone()
@@ -502,9 +581,9 @@ class PgVectorStore:
         self._metas.pop(name, None)
 
     def collections(self) -> list[str]:
-        """The names of every collection, sorted (code-point order)."""
+        """The names of every collection (not the aliases), sorted (code-point order)."""
         self._setup()
-        rows = self._reader.run(
+        rows = self._read(
             "listing collections",
             lambda conn: conn.execute(
                 f"SELECT name FROM {self._registry} ORDER BY name"
@@ -514,16 +593,15 @@ class PgVectorStore:
 
     def describe(self, name: str) -> CollectionInfo:
         """Dimension, metric, tenancy, record count (all tenants), the metadata fields with
-        their types, and the collection's metadata. :class:`NotFound` if it does not exist."""
+        their types, and the collection's metadata; for an alias, its target's (with the
+        target's ``name``). :class:`NotFound` if it does not exist."""
 
         def run(meta: CollectionMeta) -> CollectionInfo:
-            count = self._reader.run(
-                f"counting {name!r}",
-                lambda conn: conn.execute(f"SELECT count(*) FROM {meta.qualified}").fetchone(),
-            )
+            query = f"SELECT count(*) FROM {meta.qualified} WHERE {meta.guard}TRUE"
+            count = self._read(f"counting {name!r}", lambda conn: conn.execute(query).fetchone())
             assert count is not None
             return CollectionInfo(
-                name=name,
+                name=meta.name,
                 dim=meta.dim,
                 metric=meta.metric,
                 count=int(count[0]),
@@ -535,6 +613,65 @@ class PgVectorStore:
         self._coll(name, refresh=True)
         return self._fresh(name, run)
 
+    # ------------------------------------------------------------------------------ aliases
+    def set_alias(self, alias: str, collection: str) -> None:
+        """Point ``alias`` at ``collection``: create the alias or repoint it, in one
+        transaction (readers see the old target or the new one; a read already running
+        finishes on the old one).
+
+        Raises :class:`InvalidInput` (bad names), :class:`Conflict` (``alias`` is a
+        collection's name) and :class:`NotFound` (``collection`` does not exist or is an alias).
+        """
+        self._setup()
+        check_name("alias", alias)
+        check_name("collection", collection)
+        with self._db.connection(f"setting alias {alias!r}") as conn:
+            self._namespace_lock(conn)
+            if conn.execute(f"SELECT 1 FROM {self._registry} WHERE name = %s", (alias,)).fetchone():
+                raise Conflict(
+                    f"{alias!r} is a collection's name; aliases and collections share one namespace"
+                )
+            other = conn.execute(
+                f"SELECT collection FROM {self._aliases} WHERE alias = %s", (collection,)
+            ).fetchone()
+            if other is not None:
+                raise NotFound(
+                    f"{collection!r} is an alias, not a collection: point {alias!r} at "
+                    f"collection {other[0]!r} instead"
+                )
+            if not conn.execute(
+                f"SELECT 1 FROM {self._registry} WHERE name = %s", (collection,)
+            ).fetchone():
+                raise NotFound(f"collection {collection!r} does not exist; create it first")
+            conn.execute(
+                f"INSERT INTO {self._aliases} (alias, collection) VALUES (%s, %s) "
+                "ON CONFLICT (alias) DO UPDATE SET collection = EXCLUDED.collection, "
+                "updated_at = now() WHERE "
+                f"{self._aliases}.collection IS DISTINCT FROM EXCLUDED.collection",
+                (alias, collection),
+            )
+        self._metas.pop(alias, None)
+
+    def drop_alias(self, alias: str) -> None:
+        """Remove ``alias`` (no error if it does not exist); its collection is untouched."""
+        self._setup()
+        check_name("alias", alias)
+        with self._db.connection(f"dropping alias {alias!r}") as conn:
+            self._namespace_lock(conn)
+            conn.execute(f"DELETE FROM {self._aliases} WHERE alias = %s", (alias,))
+        self._metas.pop(alias, None)
+
+    def aliases(self) -> dict[str, str]:
+        """Every alias and the collection it points at, sorted by alias."""
+        self._setup()
+        rows = self._read(
+            "listing aliases",
+            lambda conn: conn.execute(
+                f"SELECT alias, collection FROM {self._aliases} ORDER BY alias"
+            ).fetchall(),
+        )
+        return {str(r[0]): str(r[1]) for r in rows}
+
     # ------------------------------------------------------------------------------- writes
     def upsert(self, name: str, records: Records) -> int:
         """Insert or replace records by id (per tenant); return how many were written.
@@ -543,8 +680,13 @@ class PgVectorStore:
         metadata types, text PostgreSQL can store); on any error nothing is written. Duplicate
         ids in one batch: the last record wins. Raises :class:`NotFound`,
         :class:`DimensionMismatch`, :class:`InvalidInput`, :class:`LimitExceeded`.
+
+        Through an alias, the alias is resolved afresh first (one more round trip) and its row
+        is locked (``FOR SHARE``) in the write's transaction: a concurrent repoint waits for
+        the write, so the write lands in the collection the alias pointed at when it committed.
         """
-        meta = self._coll(name)
+        cached = self._metas.get(name) if isinstance(name, str) else None
+        meta = self._coll(name, refresh=cached is not None and cached.alias is not None)
         batch = prepare_batch(
             records,
             dim=meta.dim,
@@ -578,6 +720,7 @@ class PgVectorStore:
         with self._db.connection(f"upserting into {meta.name!r}") as conn:
             cur = conn.cursor()
             register_vector_dumper(cur)
+            self._hold_alias(conn, meta)
             if batch.new_fields or batch.widened:
                 fields = self._register_fields(cur, meta, batch)
             rebuild = self._bulk(cur, meta, len(batch))
@@ -600,10 +743,12 @@ class PgVectorStore:
                         )
                     )
             cur.execute(
-                f"INSERT INTO {meta.qualified} (tenant, id, embedding, text, metadata) "
-                f"SELECT tenant, id, embedding, text, metadata FROM {_STAGE} "
-                "ON CONFLICT (tenant, id) DO UPDATE SET embedding = EXCLUDED.embedding, "
-                "text = EXCLUDED.text, metadata = EXCLUDED.metadata"
+                self._flushing(
+                    f"INSERT INTO {meta.qualified} (tenant, id, embedding, text, metadata) "
+                    f"SELECT tenant, id, embedding, text, metadata FROM {_STAGE} "
+                    "ON CONFLICT (tenant, id) DO UPDATE SET embedding = EXCLUDED.embedding, "
+                    "text = EXCLUDED.text, metadata = EXCLUDED.metadata"
+                )
             )
             if rebuild is not None:
                 cur.execute(rebuild)
@@ -673,12 +818,34 @@ class PgVectorStore:
             if not keys:
                 return
             with self._db.connection(f"deleting from {name!r}") as conn:
+                self._hold_alias(conn, meta)
                 conn.execute(
-                    f"DELETE FROM {meta.qualified} WHERE tenant = %s AND id = ANY(%s::text[])",
+                    self._flushing(
+                        f"DELETE FROM {meta.qualified} WHERE tenant = %s AND id = ANY(%s::text[])"
+                    ),
                     (t, keys),
                 )
 
         self._fresh(name, run)
+
+    def _flushing(self, statement: str) -> str:
+        """``statement`` (an INSERT/DELETE) wrapped so that its backend publishes its table
+        statistics (dead tuples) when the transaction ends, before the client hears of the
+        commit, instead of up to ~10 s later (PostgreSQL >= 15; see :meth:`stats`)."""
+        if not self._flush_stats:
+            return statement
+        return f"WITH w AS ({statement}) SELECT pg_stat_force_next_flush()"
+
+    def _hold_alias(self, conn: psycopg.Connection[Any], meta: CollectionMeta) -> None:
+        """In a write transaction through an alias: lock the alias row until the commit and
+        check that it still points at ``meta``'s collection (else :class:`_Moved`)."""
+        if meta.alias is None:
+            return
+        row = conn.execute(
+            f"SELECT collection FROM {self._aliases} WHERE alias = %s FOR SHARE", (meta.alias,)
+        ).fetchone()
+        if row is None or row[0] != meta.name:
+            raise _Moved(f"alias {meta.alias!r} was repointed or dropped meanwhile")
 
     @staticmethod
     def _tenant(meta: CollectionMeta, tenant: str | None) -> str:
@@ -704,9 +871,10 @@ class PgVectorStore:
                 return []
             cols = _COLS + (", embedding" if include_vectors else "")
             query = (
-                f"SELECT {cols} FROM {meta.qualified} WHERE tenant = %s AND id = ANY(%s::text[])"
+                f"SELECT {cols} FROM {meta.qualified} "
+                f"WHERE {meta.guard}tenant = %s AND id = ANY(%s::text[])"
             )
-            rows = self._reader.run(
+            rows = self._read(
                 f"reading from {name!r}",
                 lambda conn: conn.cursor(binary=True).execute(query, (t, keys)).fetchall(),
             )
@@ -733,8 +901,10 @@ class PgVectorStore:
         def run(meta: CollectionMeta) -> int:
             t = self._tenant(meta, tenant)
             meta, where, params = self._compile(meta, filter)
-            query = f"SELECT count(*) FROM {meta.qualified} WHERE tenant = %s AND {where}"
-            row = self._reader.run(
+            query = (
+                f"SELECT count(*) FROM {meta.qualified} WHERE {meta.guard}tenant = %s AND {where}"
+            )
+            row = self._read(
                 f"counting {name!r}",
                 lambda conn: conn.execute(query, (t, *params)).fetchone(),
             )
@@ -779,6 +949,204 @@ class PgVectorStore:
 
         return self._fresh(name, run)
 
+    # -------------------------------------------------------------------------------- scans
+    def scan(
+        self,
+        name: str,
+        *,
+        tenant: str | None = None,
+        include_vectors: bool = False,
+        batch_size: int = 1000,
+    ) -> Iterator[list[VectorRecord]]:
+        """Every record of the collection (of ``tenant`` when multi-tenant), once, in batches of
+        at most ``batch_size``, in id order.
+
+        Keyset pagination on the primary key: each batch is one statement (``WHERE tenant = $1
+        AND id > $last ORDER BY id LIMIT $n``, an index range scan) on an autocommit read
+        connection, so a long scan holds no transaction, snapshot or connection between
+        batches. A record that exists for the whole scan is returned exactly once; one written
+        or deleted meanwhile may or may not be. Through an alias, the scan reads the collection
+        the alias pointed at when it started. Raises :class:`NotFound`, :class:`InvalidInput`
+        (bad ``batch_size``, missing or unexpected tenant) at the call, before iterating.
+        """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise InvalidInput(f"batch_size must be a positive integer, got {batch_size!r}")
+        meta = self._coll(name, refresh=True)
+        t = self._tenant(meta, tenant)
+        return self._scan_pages(meta, t, include_vectors, batch_size)
+
+    def _scan_pages(
+        self, meta: CollectionMeta, tenant: str, include_vectors: bool, batch_size: int
+    ) -> Iterator[list[VectorRecord]]:
+        cols = _COLS + (", embedding" if include_vectors else "")
+        query = (
+            f"SELECT {cols} FROM {meta.qualified} WHERE tenant = %s AND id > %s "
+            "ORDER BY id LIMIT %s"
+        )
+        params: list[Any] = [tenant, "", batch_size]  # ids are non-empty: all sort after ''
+        while True:
+            rows = self._read(
+                f"scanning {meta.name!r}",
+                lambda conn: conn.cursor(binary=True).execute(query, params).fetchall(),
+            )
+            if not rows:
+                return
+            yield [
+                VectorRecord(
+                    id=row[0],
+                    vector=load_vector(row[4]) if include_vectors else None,
+                    text=row[2],
+                    metadata=self._decode(meta, row[3]),
+                    tenant=row[1] if meta.multi_tenant else None,
+                )
+                for row in rows
+            ]
+            if len(rows) < batch_size:
+                return
+            params[1] = rows[-1][0]
+
+    # ------------------------------------------------------------------------------- health
+    def stats(self, name: str) -> CollectionStats:
+        """Count, dead tuples and the index of a collection (or of an alias's target).
+
+        * ``deleted``: the table's dead tuples (``pg_stat_user_tables.n_dead_tup``): rows
+          deleted or overwritten and not vacuumed yet, including those already pruned to dead
+          line pointers, which the HNSW graph still holds (searches visit and skip them, which
+          costs time and recall). The store's own writes publish their counts when they commit
+          (PostgreSQL >= 15), so the figure is current after them; other clients' writes show
+          up within about 10 s (the statistics system's flush interval). ``pgstattuple`` is not
+          used: it does not count pruned line pointers.
+        * ``index_type``: ``"hnsw"`` (``index_params``: ``m``, ``ef_construction``, and
+          ``storage: "halfvec"`` above 2000 dimensions) or ``"flat"`` (above 4000 dimensions,
+          or while a bulk load rebuilds the index); ``indexed``: the live rows when the HNSW
+          index is valid (pgvector indexes every row as it is written), else 0.
+        * ``details``: table and index bytes, the index's ``reltuples``, ``ef_search``, last
+          (auto)vacuum and (auto)analyze times.
+        """
+        meta = self._coll(name, refresh=True)
+        return self._stats(meta)
+
+    def _stats(self, meta: CollectionMeta) -> CollectionStats:
+        query = (
+            f"SELECT (SELECT count(*) FROM {meta.qualified}), s.n_dead_tup, "
+            "pg_table_size(s.relid), s.last_vacuum, s.last_autovacuum, s.last_analyze, "
+            "s.last_autoanalyze FROM pg_stat_user_tables s WHERE s.relid = %s::regclass"
+        )
+        index_query = (
+            "SELECT c.relname, am.amname, c.reloptions, i.indisvalid, c.reltuples, "
+            "pg_relation_size(c.oid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "JOIN pg_am am ON am.oid = c.relam WHERE i.indrelid = %s::regclass "
+            "AND am.amname IN ('hnsw', 'ivfflat') ORDER BY i.indisvalid DESC, c.relname"
+        )
+
+        def read(conn: psycopg.Connection[Any]) -> tuple[Any, list[Any]]:
+            return (
+                conn.execute(query, (meta.qualified,)).fetchone(),
+                conn.execute(index_query, (meta.qualified,)).fetchall(),
+            )
+
+        row, indexes = self._read(f"reading the stats of {meta.name!r}", read)
+        if row is None:
+            raise NotFound(f"collection {meta.name!r} does not exist")
+        count, n_dead, table_bytes, vacuum, autovacuum, analyze, autoanalyze = row
+        details: dict[str, Any] = {
+            "table_bytes": int(table_bytes),
+            "ef_search": self.ef_search,
+            "last_vacuum": _latest(vacuum, autovacuum),
+            "last_analyze": _latest(analyze, autoanalyze),
+        }
+        index_type, params, indexed = "flat", {}, 0
+        hnsw = hnsw_index_name(meta.table)
+        mine = [ix for ix in indexes if ix[0] == hnsw]
+        if mine:
+            _, amname, options, valid, reltuples, index_bytes = mine[0]
+            index_type = str(amname)
+            params = _reloptions(options)
+            if meta.index == "hnsw_halfvec":
+                params["storage"] = "halfvec"
+            indexed = int(count) if valid else 0
+            details.update(
+                index_valid=bool(valid),
+                index_reltuples=max(0, int(reltuples)),
+                index_bytes=int(index_bytes),
+            )
+        leftovers = [str(ix[0]) for ix in indexes if ix[0] != hnsw]
+        if leftovers:
+            details["other_indexes"] = leftovers
+        return CollectionStats.of(
+            meta.name,
+            int(count),
+            max(0, int(n_dead)),
+            index_type=index_type,
+            index_params=params,
+            indexed=indexed,
+            details=details,
+        )
+
+    def optimize(self, name: str) -> CollectionStats:
+        """Clean dead tuples out of the table and its indexes, refresh the planner statistics,
+        and rebuild the HNSW index when it is worth it; return the stats afterwards.
+
+        On a dedicated autocommit connection, without the statement timeout: first, an HNSW
+        index left invalid by an interrupted build is dropped (``DROP INDEX CONCURRENTLY``);
+        then, when dead tuples are at least ``reindex_ratio`` of the rows (or the index is
+        invalid or missing), the index is rebuilt with ``REINDEX INDEX CONCURRENTLY`` (or
+        ``CREATE INDEX CONCURRENTLY``): a fresh graph without the deleted entries, which also
+        makes the vacuum of the index fast (pgvector's advice); finally ``VACUUM (ANALYZE,
+        INDEX_CLEANUP ON)``. Searches and writes keep being served throughout (they wait only
+        for the index swap's brief locks). Dead tuples still visible to an open transaction
+        elsewhere cannot be removed yet and stay counted.
+        """
+        meta = self._coll(name, refresh=True)
+        before = self._stats(meta)
+        with self._db.direct_connection(
+            f"optimizing {meta.name!r}", statement_timeout=False
+        ) as conn:
+            if self.build_memory is not None:
+                conn.execute(
+                    "SELECT set_config('maintenance_work_mem', %s, false)", (self.build_memory,)
+                )
+            if meta.index != "exact":
+                self._rebuild_index(conn, meta, before)
+            conn.execute(
+                sql.SQL("VACUUM (ANALYZE, INDEX_CLEANUP ON) {}").format(
+                    sql.Identifier(self._schema, meta.table)
+                )
+            )
+        return self._stats(meta)
+
+    def _rebuild_index(
+        self, conn: psycopg.Connection[Any], meta: CollectionMeta, before: CollectionStats
+    ) -> None:
+        index = sql.Identifier(self._schema, hnsw_index_name(meta.table))
+        for leftover in before.details.get("other_indexes", []):
+            if str(leftover).startswith(hnsw_index_name(meta.table)):  # e.g. <name>_ccnew
+                conn.execute(
+                    sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(
+                        sql.Identifier(self._schema, str(leftover))
+                    )
+                )
+        if before.index_type == "flat":  # missing: a bulk load's rebuild never committed
+            assert self._ext is not None
+            create = hnsw_index_sql(
+                self._schema,
+                meta.table,
+                self._ext,
+                meta.dim,
+                meta.metric,
+                hnsw_m=meta.hnsw_m,
+                hnsw_ef_construction=meta.hnsw_ef_construction,
+                concurrently=True,
+            )
+            if create is not None:
+                conn.execute(create)
+            return
+        ratio = before.tombstone_ratio or 0.0
+        if not before.details.get("index_valid", True) or (
+            before.deleted and ratio >= self.reindex_ratio
+        ):
+            conn.execute(sql.SQL("REINDEX INDEX CONCURRENTLY {}").format(index))
+
     # ----------------------------------------------------------------------- search engine
     def _dense_sql(
         self, meta: CollectionMeta, where: str, include_vectors: bool, *, exact: bool
@@ -788,7 +1156,7 @@ class PgVectorStore:
         emb = ", embedding" if include_vectors else ""
         head = (
             f"SELECT 0 AS leg, {_COLS}, embedding {op} %s AS distance, NULL::real AS rank{emb} "
-            f"FROM {meta.qualified} WHERE tenant = %s AND {where}"
+            f"FROM {meta.qualified} WHERE {meta.guard}tenant = %s AND {where}"
         )
         if exact or meta.index == "exact":
             return f"{head} ORDER BY (embedding {op} %s) + 0 LIMIT %s", 2
@@ -803,8 +1171,8 @@ class PgVectorStore:
         emb = ", embedding" if include_vectors else ""
         return (
             f"SELECT 1 AS leg, {_COLS}, NULL::float8 AS distance, ts_rank(tsv, {_TSQUERY}, 1) "
-            f"AS rank{emb} FROM {meta.qualified} WHERE tenant = %s AND tsv @@ {_TSQUERY} "
-            f"AND {where} ORDER BY rank DESC, id LIMIT %s"
+            f"AS rank{emb} FROM {meta.qualified} WHERE {meta.guard}tenant = %s "
+            f"AND tsv @@ {_TSQUERY} AND {where} ORDER BY rank DESC, id LIMIT %s"
         )
 
     def _search(
@@ -849,11 +1217,12 @@ class PgVectorStore:
     def _fetch(
         self, meta: CollectionMeta, query: str, params: list[Any], *, ef: int
     ) -> list[tuple[Any, ...]]:
-        return self._reader.run(
-            f"searching {meta.name!r}",
-            lambda conn: conn.cursor(binary=True).execute(query, params).fetchall(),
-            ef=ef,
-        )
+        def run(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
+            cur = conn.cursor(binary=True)
+            register_vector_dumper(cur)  # on the cursor: the connection is shared
+            return cur.execute(query, params).fetchall()
+
+        return self._read(f"searching {meta.name!r}", run, ef=ef)
 
     def _dense_hits(
         self, meta: CollectionMeta, rows: list[tuple[Any, ...]], include_vectors: bool
@@ -901,6 +1270,40 @@ class PgVectorStore:
 
 
 # ------------------------------------------------------------------------------ helpers
+class _Moved(Conflict):
+    """The collection a call resolved changed under it (a write found its alias repointed, a
+    reload found another table): resolve the name again and retry."""
+
+
+def _staleness(meta: CollectionMeta, exc: StrataError) -> Literal["moved", "maybe"] | None:
+    """Whether ``exc`` may come from stale cached metadata: ``"moved"`` (the alias moved:
+    always retry), ``"maybe"`` (retry if the registry now says something else), ``None``."""
+    cause = exc.__cause__
+    if isinstance(exc, _Moved) or getattr(cause, "sqlstate", None) == ALIAS_MOVED:
+        return "moved"
+    if isinstance(exc, NotFound) and isinstance(cause, psycopg.errors.UndefinedTable):
+        return "maybe"
+    if meta.alias is not None and isinstance(exc, InvalidInput):
+        return "maybe"  # the alias's new target may have another shape
+    return None
+
+
+def _latest(*times: Any) -> str | None:
+    """The latest of some optional timestamps, ISO-formatted."""
+    present = [t for t in times if t is not None]
+    return max(present).isoformat() if present else None
+
+
+def _reloptions(options: Sequence[str] | None) -> dict[str, Any]:
+    """An index's ``reloptions`` (``['m=16', 'ef_construction=64']``) as a dict of numbers
+    (pgvector's defaults for HNSW options not set explicitly)."""
+    out: dict[str, Any] = {"m": 16, "ef_construction": 64}
+    for item in options or ():
+        key, _, value = item.partition("=")
+        out[key] = int(value) if value.isdigit() else value
+    return out
+
+
 def _with_fields(meta: CollectionMeta, fields: dict[str, FieldType]) -> CollectionMeta:
     return replace(meta, fields=dict(fields), temporal=temporal_fields(fields))
 
