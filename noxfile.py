@@ -18,9 +18,12 @@ ADAPTERS = [
     "adapters/dynamodb",
     "adapters/qdrant",
     "adapters/milvus",
+    "adapters/mongodb",
+    "adapters/weaviate",
 ]
-#: extras an adapter needs in CI (Milvus Lite: the embedded engine the tests start)
-EXTRAS = {"adapters/milvus": "[lite]"}
+#: extras an adapter needs in CI (Milvus Lite: the embedded engine the tests start; mongomock
+#: for the MongoDB translation tests -- its contract suite needs STRATAML_TEST_MONGODB_URL)
+EXTRAS = {"adapters/milvus": "[lite]", "adapters/mongodb": "[test]"}
 LINT_PATHS = ["src", "tests", "bench", "noxfile.py", *ADAPTERS]
 TEST_PATHS = ["tests", *(f"{a}/tests" for a in ADAPTERS)]
 
