@@ -251,6 +251,66 @@ def drift(
     sys.exit(code)
 
 
+@main.command()
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.argument("collection")
+@click.option("--profile", "-p", default=None, help="profile (default: $STRATAML_PROFILE or local)")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None)
+@click.option("--embedder", type=click.Choice(["lsa", "minilm"]), default="lsa", show_default=True)
+@click.option(
+    "--lsa-model",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="fitted LSA model (default: <data_dir>/embedders/<collection>.lsa.npz)",
+)
+@click.option("--lsa-dim", type=int, default=256, show_default=True)
+@click.option("--chunk-size", type=int, default=1000, show_default=True)
+@click.option("--chunk-overlap", type=int, default=100, show_default=True)
+@click.option(
+    "--chunk-unit", type=click.Choice(["chars", "tokens"]), default="chars", show_default=True
+)
+@click.option("--tenant", default=None)
+@click.option("--dry-run", is_flag=True, help="report what would change; embed and write nothing")
+@click.option("--json", "as_json", is_flag=True)
+def refresh(
+    source: Path,
+    collection: str,
+    profile: str | None,
+    data_dir: Path | None,
+    embedder: str,
+    lsa_model: Path | None,
+    lsa_dim: int,
+    chunk_size: int,
+    chunk_overlap: int,
+    chunk_unit: str,
+    tenant: str | None,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Refresh COLLECTION from SOURCE (JSONL or a directory of text files): embed only new and
+    changed documents, delete removed ones; exits 2 on error."""
+    from strataml.vectors.refresh import run_refresh_cli
+
+    sys.exit(
+        run_refresh_cli(
+            source,
+            collection,
+            profile=profile,
+            data_dir=data_dir,
+            embedder=embedder,  # type: ignore[arg-type]
+            lsa_model=lsa_model,
+            lsa_dim=lsa_dim,
+            chunk_size=chunk_size,
+            chunk_overlap=chunk_overlap,
+            chunk_unit=chunk_unit,  # type: ignore[arg-type]
+            tenant=tenant,
+            dry_run=dry_run,
+            as_json=as_json,
+            console=console,
+        )
+    )
+
+
 @main.command(context_settings={"ignore_unknown_options": True})
 @click.argument("profile", required=False, default="local")
 @click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         TrainingSource,
         VectorStore,
     )
+    from strataml.vectors.refresh import RefreshReport
 
 __all__ = ["Stack", "open_stack"]
 
@@ -234,6 +235,16 @@ class Stack:
 
         table = self.features.historical(labels, features, **kwargs)
         return apply_to_table(table, transforms) if transforms else table
+
+    # ------------------------------------------------------------------------ vector lifecycle
+    def refresh(
+        self, collection: str, documents: Any, embedder: Any, **options: Any
+    ) -> RefreshReport:
+        """Incremental refresh of a vector collection: embed only new and changed documents,
+        delete removed ones (see :func:`strataml.vectors.refresh.refresh`)."""
+        from strataml.vectors.refresh import refresh
+
+        return refresh(self.vectors, collection, documents, embedder, **options)
 
     # ------------------------------------------------------------------------------ closing
     def close(self) -> None:

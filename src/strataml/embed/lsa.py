@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,7 +21,9 @@ class LSAEmbedder:
     latent topics, rows L2-normalised (use the ``cosine`` metric).
 
     ``version`` is derived from the parameters and the fitted vocabulary, so refitting on a
-    different corpus yields a different version (and vectors that must not be mixed).
+    different corpus yields a different version (and vectors that must not be mixed). To keep
+    refreshing a collection incrementally, fit once and :meth:`save` the fitted model; later
+    runs :meth:`load` it (same version, same vectors).
     """
 
     name = "lsa-tfidf"
@@ -57,19 +61,11 @@ class LSAEmbedder:
     def fit(self, corpus: Sequence[str]) -> LSAEmbedder:
         """Learn the vocabulary and the latent space from ``corpus``."""
         from sklearn.decomposition import TruncatedSVD
-        from sklearn.feature_extraction.text import TfidfVectorizer
 
         texts = list(corpus)
         if len(texts) < 2:
             raise InvalidInput("LSA needs at least two documents to fit")
-        vec = TfidfVectorizer(
-            sublinear_tf=True,
-            ngram_range=self._params["ngram_range"],  # type: ignore[arg-type]
-            min_df=self._params["min_df"],  # type: ignore[arg-type]
-            max_features=self._params["max_features"],  # type: ignore[arg-type]
-            strip_accents="unicode",
-            token_pattern=r"(?u)\b\w[\w_]+\b",
-        )
+        vec = self._make_vectorizer()
         tfidf = vec.fit_transform(texts)
         components = min(self._dim, tfidf.shape[1] - 1, len(texts) - 1)
         if components < self._dim:
@@ -87,6 +83,75 @@ class LSAEmbedder:
         self._version = digest.hexdigest()[:16]
         return self
 
+    def _make_vectorizer(self, vocabulary: dict[str, int] | None = None) -> Any:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        return TfidfVectorizer(
+            sublinear_tf=True,
+            ngram_range=tuple(self._params["ngram_range"]),  # type: ignore[arg-type]
+            min_df=self._params["min_df"],
+            max_features=self._params["max_features"],
+            strip_accents="unicode",
+            token_pattern=r"(?u)\b\w[\w_]+\b",
+            vocabulary=vocabulary,
+        )
+
+    def save(self, path: str | Path) -> Path:
+        """Write the fitted model to ``path`` (a ``.npz`` file: vocabulary, IDF weights and the
+        SVD components; no pickle). Raises :class:`InvalidInput` if it is not fitted."""
+        if self._vectorizer is None:
+            raise InvalidInput("fit() the LSA embedder before saving it")
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        vocab = self._vectorizer.vocabulary_
+        terms = np.empty(len(vocab), dtype=object)
+        for term, index in vocab.items():
+            terms[index] = term
+        header = {
+            "format": 1,
+            "dim": self._dim,
+            "version": self._version,
+            "params": {k: list(v) if isinstance(v, tuple) else v for k, v in self._params.items()},
+        }
+        with target.open("wb") as fh:
+            np.savez_compressed(
+                fh,
+                header=np.array(json.dumps(header)),
+                terms=terms.astype(str),
+                idf=np.asarray(self._vectorizer.idf_, dtype=np.float64),
+                components=np.asarray(self._svd.components_, dtype=np.float64),
+            )
+        return target
+
+    @classmethod
+    def load(cls, path: str | Path) -> LSAEmbedder:
+        """Read a model written by :meth:`save`; it embeds exactly as the saved one did and has
+        its ``version``. Raises :class:`InvalidInput` if the file is not such a model."""
+        try:
+            with np.load(Path(path), allow_pickle=False) as data:
+                header = json.loads(str(data["header"]))
+                terms = [str(t) for t in data["terms"]]
+                idf = np.asarray(data["idf"], dtype=np.float64)
+                components = np.asarray(data["components"], dtype=np.float64)
+        except (OSError, KeyError, ValueError) as exc:
+            raise InvalidInput(f"{path} is not a saved LSA model: {exc}") from exc
+        if header.get("format") != 1 or components.shape != (header["dim"], len(terms)):
+            raise InvalidInput(f"{path} is not a saved LSA model (unknown format or shape)")
+        params = header["params"]
+        model = cls(
+            header["dim"],
+            ngram_range=(int(params["ngram_range"][0]), int(params["ngram_range"][1])),
+            min_df=params["min_df"],
+            max_features=params["max_features"],
+            random_state=params["random_state"],
+        )
+        vec = model._make_vectorizer({t: i for i, t in enumerate(terms)})
+        vec.idf_ = idf
+        model._vectorizer = vec
+        model._svd = _Projection(components)
+        model._version = str(header["version"])
+        return model
+
     def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         """Embed texts into the fitted space; rows are unit length (zero rows stay zero)."""
         if self._vectorizer is None:
@@ -99,3 +164,14 @@ class LSAEmbedder:
         norms[norms == 0] = 1.0
         result: npt.NDArray[np.float32] = out / norms
         return result
+
+
+class _Projection:
+    """The ``transform`` of a fitted TruncatedSVD (``X @ components.T``), for loaded models."""
+
+    def __init__(self, components: npt.NDArray[np.float64]) -> None:
+        self.components_ = components
+
+    def transform(self, x: Any) -> npt.NDArray[np.float64]:
+        out: npt.NDArray[np.float64] = np.asarray(x @ self.components_.T)
+        return out

@@ -1127,7 +1127,8 @@ class LanceDBVectorStore:
             for batch in reader:
                 for start in range(0, batch.num_rows, batch_size):
                     part = pa.Table.from_batches([batch.slice(start, batch_size)])
-                    yield [VectorRecord(**row) for row in self._rows(c, part)]
+                    # stored rows were validated when written: no second validation per row
+                    yield [VectorRecord.model_construct(**row) for row in self._rows(c, part)]
 
     # --------------------------------------------------------------------------------- health
     def stats(self, name: str) -> CollectionStats:

@@ -36,6 +36,7 @@ from strataml.filters import ALL_OPS, Op, matches, ops_used, parse_filter
 from strataml.models import CollectionStats, Hit, VectorRecord
 from strataml.protocols.vectors import AsyncVectorStore, VectorStore
 from strataml.testing._base import ContractBase
+from strataml.testing.lifecycle import VectorLifecycleTests
 
 __all__ = [
     "AsyncVectorStoreTests",
@@ -1428,6 +1429,7 @@ class VectorStoreTests(
     VectorScanTests,
     VectorAliasTests,
     VectorHealthTests,
+    VectorLifecycleTests,
 ):
     """The whole :class:`~strataml.protocols.VectorStore` contract (fixture: ``vector_store``)."""
 
