@@ -18,6 +18,7 @@ ADAPTERS = [
     "adapters/postgres",
     "adapters/redis",
     "adapters/dynamodb",
+    "adapters/snowflake",
     "adapters/qdrant",
     "adapters/milvus",
     "adapters/mongodb",
@@ -38,6 +39,19 @@ def _install(session: nox.Session, *extras: str) -> None:
     for adapter in ADAPTERS:
         args += ["-e", adapter + EXTRAS.get(adapter, "")]
     session.install(*args)
+
+
+def _fakesnow(session: nox.Session) -> None:
+    """The Snowflake emulator (fakesnow) pins its own duckdb and sqlglot: it gets a venv of its
+    own, found by the tests through STRATAML_FAKESNOW_PYTHON."""
+    venv = Path(session.virtualenv.location).parent / "fakesnow"
+    python = venv / "bin" / "python"
+    if not python.exists():
+        session.run("python", "-m", "venv", str(venv))
+    session.run(
+        str(python), "-m", "pip", "install", "-q", "fakesnow[server]>=0.12,<0.13", external=True
+    )
+    session.env["STRATAML_FAKESNOW_PYTHON"] = str(python)
 
 
 def _lint(session: nox.Session) -> None:
@@ -61,6 +75,7 @@ def ci(session: nox.Session) -> None:
     _install(session, "test", "lint")
     _lint(session)
     _typecheck(session)
+    _fakesnow(session)
     _tests(session)
 
 
@@ -102,6 +117,7 @@ def typecheck(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """The test suite (pass pytest arguments after --)."""
     _install(session, "test")
+    _fakesnow(session)
     _tests(session)
 
 

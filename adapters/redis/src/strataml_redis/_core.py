@@ -181,6 +181,7 @@ def plan_write(
     keys = zip(*batch.key_columns, strict=True)
     commands: list[Command] = []
     append = commands.append
+    fields: dict[str, bytes] = {}  # rows of a batch share their feature names: encode once
     i = -1
     try:
         for i, (values, feats) in enumerate(zip(keys, batch.features, strict=True)):
@@ -188,10 +189,12 @@ def plan_write(
             args: list[Any] = []
             size = 0
             for name, value in feats.items():
-                try:
-                    field = name.encode("utf-8")
-                except UnicodeEncodeError as exc:
-                    raise InvalidInput(f"feature name {name!r} is not valid Unicode") from exc
+                field = fields.get(name)
+                if field is None:
+                    try:
+                        field = fields[name] = name.encode("utf-8")
+                    except UnicodeEncodeError as exc:
+                        raise InvalidInput(f"feature name {name!r} is not valid Unicode") from exc
                 blob = encode_value(value)
                 size += len(field) + len(blob)
                 args.append(field)
