@@ -169,3 +169,41 @@ def label_spine(
     if len(set(names)) != len(names):
         raise InvalidInput(f"timestamp column {timestamp!r} clashes with an entity column")
     return table.rename_columns(names)
+
+
+def prepare_labels(
+    store: Any,
+    labels: Any,
+    features: Any,
+    *,
+    timestamp: Any,
+    start: Any,
+    end: Any,
+) -> Any:
+    """``historical``'s arguments, checked the same way by every feature store: a non-empty
+    list of references, a timestamp column name, labels (Arrow, pandas, polars -- or ``None``
+    with ``start``/``end``, see :func:`label_spine`) with unique column names and a timestamp
+    or date column ``timestamp``. Returns the labels as a ``pa.Table``; raises
+    :class:`InvalidInput` naming what is wrong."""
+    import pyarrow as pa
+
+    from strataml.arrowutil import as_table
+
+    if isinstance(features, str) or not isinstance(features, Sequence) or not features:
+        raise InvalidInput("features must be a non-empty list of references like 'view:f'")
+    if not isinstance(timestamp, str):
+        raise InvalidInput("timestamp must be a column name")
+    if labels is None:
+        labels = label_spine(store, features, timestamp=timestamp, start=start, end=end)
+    elif start is not None or end is not None:
+        raise InvalidInput("start/end build labels from a time range: pass labels=None")
+    table: pa.Table = as_table(labels, "labels")
+    names = table.column_names
+    if len(set(names)) != len(names):
+        raise InvalidInput(f"labels have duplicate column names: {names}")
+    if timestamp not in names:
+        raise InvalidInput(f"labels have no timestamp column {timestamp!r} (columns: {names})")
+    ts_type = table.schema.field(timestamp).type
+    if not (pa.types.is_timestamp(ts_type) or pa.types.is_date(ts_type)):
+        raise InvalidInput(f"labels column {timestamp!r} is {ts_type}, not a timestamp or date")
+    return table

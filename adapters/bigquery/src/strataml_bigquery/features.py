@@ -46,12 +46,16 @@ from typing import Any, Literal
 
 import pyarrow as pa
 
-from strataml.arrowutil import as_table
 from strataml.capabilities import Capabilities
 from strataml.errors import BackendError, InvalidInput, NotFound, SchemaError, Unavailable
 from strataml.features.evolution import additive_change, evolve, refused
 from strataml.features.loading import INTERNAL_PREFIX, prepare_load
-from strataml.features.refs import check_view_ref, label_spine, plan_features, resolve_view
+from strataml.features.refs import (
+    check_view_ref,
+    plan_features,
+    prepare_labels,
+    resolve_view,
+)
 from strataml.models import FeatureView
 from strataml_bigquery.bqtypes import (
     TIME_TYPES,
@@ -538,23 +542,8 @@ class BigQueryFeatureStore:
         :class:`NotFound` (unknown view, version or feature), :class:`SchemaError` (a view
         whose SQL no longer runs), :class:`LimitExceeded` (the cost guard).
         """
-        if isinstance(features, str) or not isinstance(features, Sequence) or not features:
-            raise InvalidInput("features must be a non-empty list of references like 'view:f'")
-        if not isinstance(timestamp, str):
-            raise InvalidInput("timestamp must be a column name")
-        if labels is None:
-            labels = label_spine(self, features, timestamp=timestamp, start=start, end=end)
-        elif start is not None or end is not None:
-            raise InvalidInput("start/end build labels from a time range: pass labels=None")
-        table = as_table(labels, "labels")
+        table = prepare_labels(self, labels, features, timestamp=timestamp, start=start, end=end)
         names = table.column_names
-        if len(set(names)) != len(names):
-            raise InvalidInput(f"labels have duplicate column names: {names}")
-        if timestamp not in names:
-            raise InvalidInput(f"labels have no timestamp column {timestamp!r} (columns: {names})")
-        ts_type = table.schema.field(timestamp).type
-        if not (pa.types.is_timestamp(ts_type) or pa.types.is_date(ts_type)):
-            raise InvalidInput(f"labels column {timestamp!r} is {ts_type}, not a timestamp or date")
         self._ensure()
         plan = plan_features(features, self.get_view, full_names=full_names)
         groups = {key: self._bind(view) for key, view in plan.views.items()}
