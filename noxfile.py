@@ -49,7 +49,14 @@ def _fakesnow(session: nox.Session) -> None:
     if not python.exists():
         session.run("python", "-m", "venv", str(venv))
     session.run(
-        str(python), "-m", "pip", "install", "-q", "fakesnow[server]>=0.12,<0.13", external=True
+        str(python),
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "fakesnow[server]>=0.12,<0.13",
+        "snowflake-connector-python<5",  # fakesnow 0.12 imports modules that 5.x removed
+        external=True,
     )
     session.env["STRATAML_FAKESNOW_PYTHON"] = str(python)
 

@@ -9,6 +9,7 @@ Everything runs against the real PostgreSQL + pgvector started by ``conftest.py`
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -167,7 +168,11 @@ def test_readers_never_fail_while_an_alias_is_repointed(
     for t in threads:
         t.start()
     for i in range(40):
-        a.set_alias("live", "green" if i % 2 == 0 else "blue")
+        target = "green" if i % 2 == 0 else "blue"
+        a.set_alias("live", target)
+        deadline = time.monotonic() + 30  # let the readers catch up, however loaded the machine
+        while target not in seen and not failures and time.monotonic() < deadline:
+            time.sleep(0.001)
     stop.set()
     for t in threads:
         t.join()

@@ -43,8 +43,9 @@ def fakesnow_python(python: str | None = None) -> str:
     if importlib.util.find_spec("fakesnow") is not None:
         return sys.executable
     raise ConfigError(
-        "the Snowflake emulator needs fakesnow: pip install 'fakesnow[server]' (ideally in its "
-        f"own virtualenv, then set {ENV_PYTHON} to that environment's python)"
+        "the Snowflake emulator needs fakesnow: pip install 'fakesnow[server]' "
+        "'snowflake-connector-python<5' (ideally in its own virtualenv, then set "
+        f"{ENV_PYTHON} to that environment's python)"
     )
 
 
