@@ -363,3 +363,35 @@ def test_stats_and_optimize_through_an_alias(store: PgVectorStore) -> None:
     store.delete("live", ["1", "2"])
     assert (store.stats("live").name, store.stats("live").deleted) == ("blue", 2)
     assert (store.optimize("live").name, store.stats("blue").deleted) == ("blue", 0)
+
+
+def test_readers_survive_a_storm_of_repoints(
+    other_store: Callable[[], PgVectorStore],
+) -> None:
+    """200 back-to-back repoints while three readers search through the alias: a reader whose
+    resolution went stale re-resolves and retries until it reads a consistent target."""
+    a, b = other_store(), other_store()
+    for name in ("blue", "green"):
+        a.create_collection(name, 4)
+        a.upsert(name, [{"id": name, "vector": [1, 0, 0, 0]}])
+    a.set_alias("live", "blue")
+    failures: list[BaseException] = []
+    stop = threading.Event()
+
+    def reader() -> None:
+        while not stop.is_set():
+            try:
+                b.search("live", [1, 0, 0, 0], k=1)
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                failures.append(exc)
+                return
+
+    threads = [threading.Thread(target=reader) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for i in range(200):
+        a.set_alias("live", "green" if i % 2 == 0 else "blue")
+    stop.set()
+    for t in threads:
+        t.join()
+    assert failures == []

@@ -134,7 +134,7 @@ _META_COLS: Final = (
 _UNKNOWN_FIELD_RECHECK_S: Final = 1.0
 _HIT_VALIDATOR: Final = Hit.__pydantic_validator__
 #: how many times a call retries after finding its cached collection or alias stale
-_STALE_RETRIES: Final = 3
+_STALE_RETRIES: Final = 50
 _MEMORY_RE: Final = re.compile(r"^[1-9][0-9]{0,6}(kB|MB|GB)$")
 # row layout of every search statement
 _LEG, _ID, _TENANT, _TEXT, _META, _DIST, _RANK, _EMB = range(8)
@@ -393,7 +393,8 @@ class PgVectorStore:
 
     def _fresh(self, name: str, fn: Callable[[CollectionMeta], T]) -> T:
         """Run ``fn`` with the cached metadata; if it turns out stale, reload the registry and
-        retry (up to ``_STALE_RETRIES`` times: an alias may be repointed again and again).
+        retry (up to ``_STALE_RETRIES`` times: an alias may be repointed again and again, and
+        a reader must still end on a consistent target).
         Stale means: the table is gone (the collection was dropped or recreated elsewhere), the
         alias moved (the alias check failed, or a write found the alias row changed), or --
         through an alias only -- a validation error that the alias's new target may not raise
