@@ -24,9 +24,9 @@ from strataml.registry import StackContext, get_adapter
 from strataml.stack import open_stack
 from strataml.testing.online import VALUE_SAMPLES, same_value
 from strataml_redis import ONLINE_CAPS, REDIS, REDIS_CLUSTER, RedisConfig
-from strataml_redis._core import expire_at_ms
+from strataml_redis._encode import expire_at_ms
 from strataml_redis.aio import AsyncRedisOnlineStore
-from strataml_redis.keys import MARKER, KeyLayout
+from strataml_redis.keys import KeyLayout
 from strataml_redis.stores import RedisOnlineStore
 
 UTC = dt.UTC
@@ -84,9 +84,9 @@ def test_key_layout_and_hash_tags(store: RedisOnlineStore) -> None:
     # exactly one hash tag, and it is the entity
     assert key.count(b"{") == 1
     assert key[key.index(b"{") + 1 : key.index(b"}")] == expected_tag.encode()
-    # one hash per entity: features by name, codec-encoded values, plus the row marker
-    raw = store.client.hgetall(key)
-    assert raw == {MARKER: b"", b"x": codec.encode_value(1.5)}
+    # one string per entity: the row as a msgpack map, exactly codec.encode_row's bytes
+    assert store.client.type(key) == b"string"
+    assert store.client.get(key) == codec.encode_row({"x": 1.5})
     meta = codec.decode_value(store.client.hget(f"{prefix}:_views", "users"))
     assert meta[0] == ["t", "u"]
 
@@ -145,13 +145,12 @@ def test_rows_decode_like_the_embedded_store(store: RedisOnlineStore, tmp_path: 
         want = lmdb_store.get("v", {"id": 1})
     got = store.get("v", {"id": 1})
     assert same_value(got, want)
-    # each hash field is exactly strataml.codec.encode_value of the feature
-    raw = store.client.hgetall(_row_key(store, "v", 1))
-    assert same_value({k.decode(): codec.decode_value(v) for k, v in raw.items() if k != MARKER},
-                      want)  # fmt: skip
+    # the stored value decodes with strataml.codec like the embedded store's rows
+    raw = store.client.get(_row_key(store, "v", 1))
+    assert same_value(codec.decode_row(raw), want)
 
 
-def test_wide_row_beyond_lua_unpack_slices(store: RedisOnlineStore) -> None:
+def test_wide_row(store: RedisOnlineStore) -> None:
     row = {f"f{i:04d}": i for i in range(2500)}
     store.write("wide", [{"id": 1, **row}], entities=["id"])
     assert store.get("wide", {"id": 1}) == row
@@ -187,7 +186,7 @@ def test_ttl_set_on_keys(store: RedisOnlineStore) -> None:
     assert store.client.pttl(k2) == -1  # no ttl: no expiry
     remaining = store.client.pttl(k3)
     assert 49 * 60_000 < remaining < 50 * 60_000  # counted from the event time
-    assert store.client.hget(k1, MARKER) == b""
+    assert store.client.exists(k1) == 1
     # rewriting without ttl removes the expiry
     store.write("t", [{"id": 1, "v": 9}], entities=["id"])
     assert store.client.pttl(k1) == -1
@@ -285,7 +284,7 @@ def test_reconnects_after_server_restart(
         assert isinstance(info.value.__cause__, redis.ConnectionError)
         handle = start_redis(tmp_path / "again", port=own_server.port)
         try:
-            # the new server is empty (no persistence), and has no Lua script loaded yet
+            # the new server is empty (no persistence); the pooled connection was dropped
             store.write("v", [{"id": 2, "x": 2}], entities=["id"])
             assert store.get_many("v", [{"id": 1}, {"id": 2}]) == [None, {"x": 2}]
             assert store.views() == ["v"]
@@ -366,12 +365,27 @@ def test_cluster_unreachable_is_unavailable() -> None:
 def test_foreign_key_under_prefix_is_backend_error(store: RedisOnlineStore) -> None:
     store.write("v", [{"id": 1, "x": 1}], entities=["id"])
     key = _row_key(store, "v", 2)
-    store.client.set(key, b"not a hash")
+    store.client.set(key, b"not a row")
+    with pytest.raises(BackendError, match="did not encode"):
+        store.get("v", {"id": 2})
+    with pytest.raises(BackendError, match="did not encode"):
+        store.get_many("v", [{"id": 1}, {"id": 2}])
+    store.client.set(key, codec.encode_value([1, 2]))  # valid msgpack, not a map
+    with pytest.raises(BackendError, match="not a msgpack map"):
+        store.get("v", {"id": 2})
+    with pytest.raises(BackendError, match="not a msgpack map"):
+        store.get_many("v", [{"id": 2}, {"id": 1}])
+    store.client.delete(key)
+    store.client.hset(key, "x", b"1")  # another type altogether
     with pytest.raises(BackendError) as info:
         store.get("v", {"id": 2})
     assert isinstance(info.value.__cause__, redis.ResponseError)
-    with pytest.raises(BackendError):
-        store.get_many("v", [{"id": 1}, {"id": 2}])
+    assert "key_prefix" in str(info.value)
+    if store._settings.cluster:  # a pipeline of GET: the same error
+        with pytest.raises(BackendError):
+            store.get_many("v", [{"id": 1}, {"id": 2}])
+    else:  # MGET reads a key of another type as missing (Redis's semantics)
+        assert store.get_many("v", [{"id": 1}, {"id": 2}]) == [{"x": 1}, None]
     # a write replaces whatever the key held
     store.write("v", [{"id": 2, "x": 2}], entities=["id"])
     assert store.get("v", {"id": 2}) == {"x": 2}

@@ -26,8 +26,10 @@ import datetime as dt
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Literal
 
+import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 
@@ -96,6 +98,14 @@ class MaterializeReport(BaseModel):
 
 def _checkpoint_key(online_view: str) -> str:
     return f"materialize:{online_view}"
+
+
+def _repeated(value: str, n: int) -> pa.Array:
+    """A string column of ``n`` copies of ``value``, built from buffers: ``pa.array`` of
+    Python objects imports pandas when it is installed (a third of a second, on first use)."""
+    blob = value.encode("utf-8")
+    offsets = np.arange(n + 1, dtype=np.int32) * len(blob)
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets.tobytes()), pa.py_buffer(blob * n))
 
 
 def materialize_state(features: FeatureStore, view: FeatureView) -> MaterializeState | None:
@@ -230,34 +240,57 @@ def materialize(
         batches = _after(batches, entities, state.last_key)
     rows_read = 0
 
+    def write(part: pa.Table) -> None:
+        online.write(
+            target,
+            part.append_column(FINGERPRINT_COLUMN, _repeated(fingerprint, part.num_rows)),
+            entities=entities,
+            ttl=fv.ttl,
+            event_time=fv.timestamp,
+        )
+
+    def checkpoint(part: pa.Table) -> None:
+        nonlocal state
+        last = part.slice(part.num_rows - 1).select(entities).to_pylist()[0]
+        state = state.model_copy(
+            update={
+                "last_key": [last[e] for e in entities],
+                "written": state.written + part.num_rows,
+            }
+        )
+        _commit(features, target, state, part.num_rows)
+        if progress is not None:
+            progress(part.num_rows)
+
     def written() -> Iterator[pa.RecordBatch]:
-        """Write each batch online, checkpoint it, and pass it on (for the statistics)."""
-        nonlocal state, rows_read
-        for batch in batches:
-            if batch.num_rows == 0:
-                continue
-            part = pa.Table.from_batches([batch]).select(columns)
-            rows_read += part.num_rows
-            online.write(
-                target,
-                part.append_column(
-                    FINGERPRINT_COLUMN, pa.array([fingerprint] * part.num_rows, pa.string())
-                ),
-                entities=entities,
-                ttl=fv.ttl,
-                event_time=fv.timestamp,
-            )
-            last = part.slice(part.num_rows - 1).select(entities).to_pylist()[0]
-            state = state.model_copy(
-                update={
-                    "last_key": [last[e] for e in entities],
-                    "written": state.written + part.num_rows,
-                }
-            )
-            _commit(features, target, state, part.num_rows)
-            if progress is not None:
-                progress(part.num_rows)
-            yield from part.to_batches()
+        """Write each batch online, checkpoint it, and pass it on (for the statistics).
+
+        A store doing network I/O (``blocking_io``) writes batch k on a worker thread while
+        this one reads batch k+1 and computes statistics, so the backend is rarely idle. A
+        batch is checkpointed only once its write returned, in order.
+        """
+        nonlocal rows_read
+        overlap = getattr(online, "blocking_io", True) is not False
+        with ThreadPoolExecutor(1, thread_name_prefix="strataml-materialize") as pool:
+            pending: tuple[Future[None], pa.Table] | None = None
+            for batch in batches:
+                if batch.num_rows == 0:
+                    continue
+                part = pa.Table.from_batches([batch]).select(columns)
+                rows_read += part.num_rows
+                if pending is not None:
+                    pending[0].result()
+                    checkpoint(pending[1])
+                    pending = None
+                if overlap:
+                    pending = (pool.submit(write, part), part)
+                else:
+                    write(part)
+                    checkpoint(part)
+                yield from part.to_batches()
+            if pending is not None:
+                pending[0].result()
+                checkpoint(pending[1])
 
     try:
         if stats:

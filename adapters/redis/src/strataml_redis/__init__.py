@@ -3,9 +3,10 @@
 =============  ======  =================================================================
 type           roles   how
 =============  ======  =================================================================
-redis          online  one Redis server: one hash per entity, ``HMGET`` reads, pipelined
-                       ``get_many``, rows replaced atomically by a one-key Lua script,
-                       ``PEXPIREAT`` TTLs; native asyncio store (``redis.asyncio``)
+redis          online  one Redis server (>= 6.2): one msgpack row per entity key, ``GET``
+                       reads, ``MGET`` for ``get_many``, rows replaced atomically by one
+                       ``SET ... PXAT`` each, streamed as ready RESP; native asyncio store
+                       (``redis.asyncio``)
 redis-cluster  online  the same key layout on Redis Cluster: every key carries a hash tag
                        (the entity), pipelines are split by slot by redis-py
 =============  ======  =================================================================

@@ -1,10 +1,9 @@
-"""What the sync and async Redis stores share: view metadata, the write plan, the Lua script
-that replaces a row atomically, and decoding of read replies. No I/O here.
+"""What the sync and async Redis stores share: view metadata, the write commands and decoding
+of read replies. No I/O here.
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
 from binascii import hexlify
 from collections.abc import Mapping, Sequence
@@ -13,70 +12,26 @@ from typing import Any
 import msgpack
 
 from strataml import codec
-from strataml.errors import BackendError, InvalidInput, LimitExceeded, SchemaError
-from strataml.online_rows import Batch
-from strataml_redis.keys import MARKER, KeyLayout
+from strataml.errors import BackendError, InvalidInput, SchemaError
+from strataml_redis._encode import EXPIRED, EncodedWrite
+from strataml_redis.keys import KeyLayout
 
 __all__ = [
-    "REPLACE_LUA",
-    "REPLACE_SHA",
     "ViewMeta",
+    "decode_row",
+    "decode_rows",
     "encode_meta",
-    "expire_at_ms",
+    "now_us",
+    "pick",
     "plan_write",
-    "row_from_hgetall",
-    "row_from_hmget",
-    "rows_from_hmget",
 ]
 
-#: Replace one row atomically (one key, so cluster-safe): delete the old hash, write the new
-#: fields (in slices, below Lua's unpack limit), set the expiry. ARGV[1] is the PEXPIREAT
-#: milliseconds or "" for no expiry; ARGV[2..] are field, value pairs (the marker first, so
-#: the hash exists even for a row without features).
-REPLACE_LUA = b"""\
-redis.call('DEL', KEYS[1])
-local n = #ARGV
-for i = 2, n, 1000 do
-  redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + 999, n)))
-end
-if ARGV[1] ~= '' then
-  redis.call('PEXPIREAT', KEYS[1], ARGV[1])
-end
-return 1
-"""
-REPLACE_SHA = hashlib.sha1(REPLACE_LUA).hexdigest()
-
-_NIL = b"\xc0"  # msgpack nil: a field the row lacks
-_MAX_PEXPIREAT_MS = 2**62
 _pack_key_value = msgpack.Packer(use_bin_type=True).pack  # as strataml.codec packs them
-
-
-def _array_header(n: int) -> bytes:
-    if n < 16:
-        return bytes((0x90 | n,))
-    if n < 65536:
-        return b"\xdc" + n.to_bytes(2, "big")
-    return b"\xdd" + n.to_bytes(4, "big")
-
-
-_HEADERS = [_array_header(n) for n in range(256)]
-
-
 _unpackb = msgpack.unpackb
 
 
-def _now_us() -> int:
+def now_us() -> int:
     return time.time_ns() // 1000
-
-
-def expire_at_ms(expiry_us: int) -> int:
-    """The ``PEXPIREAT`` milliseconds of an expiry instant (µs since the epoch).
-
-    Redis keeps a key while its clock (ms) is not *past* the ``PEXPIREAT`` value, so this is
-    one millisecond before the expiry rounded down: the row is never visible at or after
-    ``expiry_us``, and disappears at most 1 ms early when the expiry is not a whole ms.
-    """
-    return min(expiry_us // 1000 - 1, _MAX_PEXPIREAT_MS)
 
 
 # ------------------------------------------------------------------------------------ views
@@ -164,62 +119,17 @@ class ViewMeta:
 Command = tuple[Any, ...]
 
 
-def plan_write(
-    batch: Batch,
-    head: bytes,
-    ttl_us: int | None,
-    max_record_bytes: int | None,
-    where: str,
-) -> list[Command]:
-    """Validate and encode every row, in order, into one command each: ``EVALSHA`` of
-    :data:`REPLACE_LUA` for a live row, ``UNLINK`` for a row already expired when written
-    (it still replaces, i.e. deletes, the entity's previous row). Raises before any I/O."""
-    now = _now_us()
-    events = batch.event_us
-    encode_value = codec.encode_value
-    encode_key = codec.encode_key
-    keys = zip(*batch.key_columns, strict=True)
-    commands: list[Command] = []
-    append = commands.append
-    fields: dict[str, bytes] = {}  # rows of a batch share their feature names: encode once
-    i = -1
-    try:
-        for i, (values, feats) in enumerate(zip(keys, batch.features, strict=True)):
-            key = head + hexlify(encode_key(values)) + b"}"
-            args: list[Any] = []
-            size = 0
-            for name, value in feats.items():
-                field = fields.get(name)
-                if field is None:
-                    try:
-                        field = fields[name] = name.encode("utf-8")
-                    except UnicodeEncodeError as exc:
-                        raise InvalidInput(f"feature name {name!r} is not valid Unicode") from exc
-                blob = encode_value(value)
-                size += len(field) + len(blob)
-                args.append(field)
-                args.append(blob)
-            if max_record_bytes is not None and size > max_record_bytes:
-                raise LimitExceeded(
-                    f"{where}: row {i} encodes to {size} bytes, over the "
-                    f"{max_record_bytes}-byte record limit"
-                )
-            if ttl_us is None:
-                append(("EVALSHA", REPLACE_SHA, 1, key, b"", MARKER, b"", *args))
-                continue
-            expiry = (events[i] if events is not None else now) + ttl_us
-            if expiry <= now:
-                append(("UNLINK", key))
-                continue
-            at_ms = str(expire_at_ms(expiry)).encode()
-            append(("EVALSHA", REPLACE_SHA, 1, key, at_ms, MARKER, b"", *args))
-    except LimitExceeded:
-        raise
-    except InvalidInput as exc:
-        raise InvalidInput(f"{where}: row {i}: {exc}") from exc
-    except (TypeError, OverflowError, ValueError) as exc:
-        raise InvalidInput(f"{where}: row {i}: the entity key cannot be encoded") from exc
-    return commands
+def plan_write(enc: EncodedWrite) -> list[Command]:
+    """One command per row, in order: ``SET key value [PXAT ms]`` (which also drops any
+    earlier expiry), or ``UNLINK key`` for a row already expired when written (it still
+    replaces, i.e. deletes, the entity's previous row)."""
+    expire = enc.expire_ms
+    if expire is None:
+        return [("SET", k, v) for k, v in zip(enc.keys, enc.values, strict=True)]
+    return [
+        ("UNLINK", k) if at == EXPIRED else ("SET", k, v, "PXAT", at)
+        for k, v, at in zip(enc.keys, enc.values, expire, strict=True)
+    ]
 
 
 def first_error(results: Sequence[Any]) -> BaseException | None:
@@ -230,42 +140,37 @@ def first_error(results: Sequence[Any]) -> BaseException | None:
 
 
 # ------------------------------------------------------------------------------------- read
-def row_from_hmget(vals: list[Any], features: Sequence[str]) -> dict[str, Any] | None:
-    """Decode an ``HMGET key MARKER *features`` reply (the list is reused): no marker, no row.
-
-    The serving hot path, hence inlined: the values are joined behind one msgpack array header
-    (in the marker's slot) and decoded by a single ``unpackb`` with the options of
-    :func:`strataml.codec.decode_value`.
-    """
-    if vals[0] is None:
+def decode_row(blob: bytes | None) -> dict[str, Any] | None:
+    """A ``GET`` reply as a row (``None`` stays ``None``: no row, or an expired one)."""
+    if blob is None:
         return None
-    n = len(vals) - 1
-    vals[0] = _HEADERS[n] if n < 256 else _array_header(n)
     try:
-        blob = b"".join(vals)
-    except TypeError:  # fields the row lacks come back as None
-        blob = b"".join([_NIL if v is None else v for v in vals])
-    try:
-        values = _unpackb(blob, raw=False, timestamp=3, strict_map_key=False)
+        row = _unpackb(blob, raw=False, timestamp=3, strict_map_key=False)
     except (ValueError, TypeError) as exc:
-        raise BackendError(f"a row holds values strataml did not encode: {exc}") from exc
-    return dict(zip(features, values))  # noqa: B905 - same length by construction
+        raise BackendError(f"a row holds a value strataml did not encode: {exc}") from exc
+    if type(row) is not dict:
+        raise BackendError("a row holds a value strataml did not encode (not a msgpack map)")
+    return row
 
 
-def rows_from_hmget(
-    replies: list[list[Any]], features: Sequence[str]
-) -> list[dict[str, Any] | None]:
-    """:func:`row_from_hmget` of each reply of a pipeline."""
-    return [row_from_hmget(vals, features) for vals in replies]
-
-
-def row_from_hgetall(raw: dict[bytes, bytes]) -> dict[str, Any] | None:
-    """Decode an ``HGETALL key`` reply (the dict is reused)."""
-    marker = raw.pop(MARKER, None)
-    if marker is None:
-        return None
+def decode_rows(replies: list[bytes | None]) -> list[dict[str, Any] | None]:
+    """``MGET`` / pipelined ``GET`` replies as rows: joined behind one msgpack array header and
+    decoded by one ``unpackb`` (per-row calls cost more than the decoding itself)."""
+    n = len(replies)
+    head = bytes((0x90 | n,)) if n < 16 else b"\xdd" + n.to_bytes(4, "big")
     try:
-        names = list(map(bytes.decode, raw))  # UTF-8, strict
-    except UnicodeDecodeError as exc:
-        raise BackendError(f"a row holds fields strataml did not write: {exc}") from exc
-    return row_from_hmget([marker, *raw.values()], names)
+        blob = head + b"".join([b"\xc0" if r is None else r for r in replies])
+        rows = _unpackb(blob, raw=False, timestamp=3, strict_map_key=False)
+    except (ValueError, TypeError):
+        return [decode_row(r) for r in replies]  # names the bad row's error
+    if len(rows) != n or not all(r is None or type(r) is dict for r in rows):
+        return [decode_row(r) for r in replies]  # a reply that is not exactly one row
+    return rows  # type: ignore[no-any-return]
+
+
+def pick(row: dict[str, Any] | None, features: Sequence[str]) -> dict[str, Any] | None:
+    """The requested features of a decoded row (``None`` for those it lacks)."""
+    if row is None:
+        return None
+    get = row.get
+    return {f: get(f) for f in features}

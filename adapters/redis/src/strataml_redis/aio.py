@@ -17,20 +17,20 @@ from strataml.capabilities import Capabilities
 from strataml.errors import InvalidInput, NotFound
 from strataml.online_rows import entity_columns, entity_list, features_arg, to_batch, ttl_micros
 from strataml_redis._core import (
-    REPLACE_LUA,
     Command,
     ViewMeta,
+    decode_row,
+    decode_rows,
     encode_meta,
     first_error,
+    now_us,
+    pick,
     plan_write,
-    row_from_hgetall,
-    row_from_hmget,
-    rows_from_hmget,
 )
+from strataml_redis._encode import encode_write
 from strataml_redis.clients import async_client
 from strataml_redis.config import RedisConfig
 from strataml_redis.errors import DRIVER_ERRORS, translate
-from strataml_redis.keys import MARKER
 from strataml_redis.stores import StoreSettings, _Closed, check_event_time, materialize
 
 __all__ = ["AsyncRedisOnlineStore"]
@@ -62,7 +62,6 @@ class AsyncRedisOnlineStore:
         self._cache_s = settings.view_cache_s
         self._batch_size = settings.write_batch_size
         self._cache: dict[str, ViewMeta] = {}
-        self._script_loaded = False
         self._closing: asyncio.Task[None] | None = None
         self._client = client
         self._exec: Any = client.execute_command
@@ -133,13 +132,14 @@ class AsyncRedisOnlineStore:
         """One entity's features, or ``None`` if unknown or expired."""
         meta = await self._view(view)
         (key,) = await self._keys(meta, (entity,))
+        if features is not None:
+            features = features_arg(features)
         try:
-            if features is None:
-                return row_from_hgetall(await self._exec("HGETALL", key))
-            vals = await self._exec("HMGET", key, MARKER, *features_arg(features))
+            blob = await self._exec("GET", key)
         except DRIVER_ERRORS as exc:
             self._fail(exc, f"get from view {view!r}")
-        return row_from_hmget(vals, features)
+        row = decode_row(blob)
+        return row if features is None else pick(row, features)
 
     async def get_many(
         self,
@@ -147,27 +147,26 @@ class AsyncRedisOnlineStore:
         entities: Sequence[Mapping[str, Any]],
         features: Sequence[str] | None = None,
     ) -> list[dict[str, Any] | None]:
-        """:meth:`get` for many entities in one pipeline, results in input order."""
+        """:meth:`get` for many entities in one round trip (``MGET``; on a cluster, one
+        pipeline of ``GET`` split by slot), results in input order."""
         meta = await self._view(view)
         keys = await self._keys(meta, entity_list(entities))
         if features is not None:
-            args = (MARKER, *features_arg(features))
+            features = features_arg(features)
         if not keys:
             return []
         try:
-            pipe = self._client.pipeline(transaction=False)
-            if features is None:
+            if self._settings.cluster:
+                pipe = self._client.pipeline(transaction=False)
                 for key in keys:
-                    pipe.execute_command("HGETALL", key)
+                    pipe.execute_command("GET", key)
+                replies = await pipe.execute()
             else:
-                for key in keys:
-                    pipe.execute_command("HMGET", key, *args)
-            replies = await pipe.execute()
+                replies = await self._exec("MGET", *keys)
         except DRIVER_ERRORS as exc:
             self._fail(exc, f"get_many from view {view!r}")
-        if features is None:
-            return [row_from_hgetall(r) for r in replies]
-        return rows_from_hmget(replies, features)
+        rows = decode_rows(replies)
+        return rows if features is None else [pick(r, features) for r in rows]
 
     async def views(self) -> list[str]:
         """Views that have been written (and not dropped), sorted."""
@@ -201,15 +200,14 @@ class AsyncRedisOnlineStore:
                 current.check_columns(cols)
             order = current.entities if current is not None else cols
             batch = to_batch(data, order, event_time, where)
-            commands = plan_write(
-                batch, self._layout.row_head(view), ttl_us, self._max_record, where
-            )
+            head = self._layout.row_head(view)
+            enc = encode_write(batch, head, ttl_us, now_us(), self._max_record, where)
             if current is not None:
                 break
             current = await self._create(view, field, cols)
             if current.entities == cols:
                 break
-        await self._run(commands, where)
+        await self._run(plan_write(enc), where)
         return batch.n
 
     async def _create(self, view: str, field: bytes, cols: tuple[str, ...]) -> ViewMeta:
@@ -224,29 +222,16 @@ class AsyncRedisOnlineStore:
             self._cache[view] = meta
         return meta
 
-    async def _load_script(self) -> None:
-        await self._client.script_load(REPLACE_LUA)
-        self._script_loaded = True
-
     async def _run(self, commands: list[Command], where: str) -> None:
-        from redis.exceptions import NoScriptError
-
+        """Send ``commands`` in pipelines of ``write_batch_size`` (split by slot on a cluster)."""
         size = self._batch_size
         try:
-            if commands and not self._script_loaded:
-                await self._load_script()
             for start in range(0, len(commands), size):
-                chunk = commands[start : start + size]
-                for attempt in (1, 2):
-                    pipe = self._client.pipeline(transaction=False)
-                    for cmd in chunk:
-                        pipe.execute_command(*cmd)
-                    error = first_error(await pipe.execute(raise_on_error=False))
-                    if error is None:
-                        break
-                    if isinstance(error, NoScriptError) and attempt == 1:
-                        await self._load_script()
-                        continue
+                pipe = self._client.pipeline(transaction=False)
+                for cmd in commands[start : start + size]:
+                    pipe.execute_command(*cmd)
+                error = first_error(await pipe.execute(raise_on_error=False))
+                if error is not None:
                     raise translate(error, where) from error
         except DRIVER_ERRORS as exc:
             self._fail(exc, where)

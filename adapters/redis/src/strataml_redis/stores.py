@@ -1,8 +1,9 @@
 """The synchronous Redis / Redis Cluster online store.
 
-One hash per entity (see :mod:`strataml_redis.keys` for the layout). ``get`` is one ``HMGET``
-(``HGETALL`` when ``features`` is ``None``), ``get_many`` one pipeline; a view's metadata is
-read once and cached in-process for ``view_cache_s`` seconds.
+One string key per entity holding its row as a msgpack map (see :mod:`strataml_redis.keys`).
+``get`` is one ``GET``, ``get_many`` one ``MGET`` (a pipeline on a cluster), a row is written
+with one ``SET``; a view's metadata is read once and cached in-process for ``view_cache_s``
+seconds.
 """
 
 from __future__ import annotations
@@ -14,25 +15,28 @@ from types import TracebackType
 from typing import Any, ClassVar, NoReturn
 
 import pyarrow as pa
+from redis import exceptions as rx
 
 from strataml.capabilities import Capabilities
 from strataml.errors import InvalidInput, NotFound, Unavailable
 from strataml.online_rows import entity_columns, entity_list, features_arg, to_batch, ttl_micros
 from strataml_redis._core import (
-    REPLACE_LUA,
     Command,
     ViewMeta,
+    decode_row,
+    decode_rows,
     encode_meta,
     first_error,
+    now_us,
+    pick,
     plan_write,
-    row_from_hgetall,
-    row_from_hmget,
-    rows_from_hmget,
 )
+from strataml_redis._encode import EncodedWrite, encode_write
+from strataml_redis._packed import ErrorReply, chunks, reply_exception, send_chunks
 from strataml_redis.clients import describe, sync_client
 from strataml_redis.config import RedisConfig
 from strataml_redis.errors import DRIVER_ERRORS, translate
-from strataml_redis.keys import MARKER, KeyLayout
+from strataml_redis.keys import KeyLayout
 
 __all__ = ["RedisOnlineStore", "StoreSettings"]
 
@@ -123,17 +127,25 @@ class RedisOnlineStore:
 
     * Later writes may name the view's entity columns in any order (it is a set).
     * The ``event_time`` column is kept as an ordinary feature; entity columns are not features.
-    * Each entity's row is replaced atomically (a Lua script on its one key: delete, write,
-      set the expiry); a batch is not atomic as a whole. Rows already expired when written are
-      not stored, and still delete the entity's previous row.
-    * TTL is Redis's own (``PEXPIREAT`` on the row key, set one millisecond before the expiry
-      rounded down, so a row is never read at or after its expiry and vanishes at most 1 ms
-      early). Redis checks expiry on every access, so an expired row reads as missing before
-      Redis reclaims it. The expiry instant is computed with the client's clock and enforced
-      with the server's: keep them in sync (NTP).
-    * :meth:`get` is one round trip: ``HMGET key MARKER *features`` (the marker field tells a
-      row lacking the requested features from a missing one), or ``HGETALL``; :meth:`get_many`
-      is one pipeline of the same commands.
+    * Each entity's row is replaced atomically: one ``SET key row [PXAT ms]`` (Redis >= 6.2)
+      writes the whole row and its expiry (or clears an earlier one) in one command; a batch is
+      not atomic as a whole. Rows already expired when written are not stored, and still
+      delete (``UNLINK``) the entity's previous row.
+    * On a single node, writes skip redis-py's pipeline: Arrow input is encoded column-wise
+      and the commands are streamed as ready RESP over one pooled connection
+      (:mod:`strataml_redis._packed`); on a cluster they go through redis-py's cluster
+      pipeline, which routes each key to its node.
+    * TTL is Redis's own (``PXAT`` on the row key, one millisecond before the expiry rounded
+      down, so a row is never read at or after its expiry and vanishes at most 1 ms early).
+      Redis checks expiry on every access, so an expired row reads as missing before Redis
+      reclaims it. The expiry instant is computed with the client's clock and enforced with
+      the server's: keep them in sync (NTP).
+    * :meth:`get` is one round trip (``GET``) and decodes the row once; requested features
+      the row lacks read as ``None``. :meth:`get_many` is one ``MGET`` on a single node (which
+      reads a key of another type, written by something else under this ``key_prefix``, as
+      missing, where :meth:`get` raises) and one pipeline of ``GET`` on a cluster. A row is
+      read whole: very wide rows (thousands of features) read for a few features transfer
+      more than a per-field layout would.
     * :meth:`write` returns the number of input rows, duplicates included (the last one wins).
       A write of zero rows still registers a new view's entity columns.
     * View metadata is cached per store for ``view_cache_s``; a view dropped or re-created by
@@ -159,9 +171,10 @@ class RedisOnlineStore:
         self._cache_s = settings.view_cache_s
         self._batch_size = settings.write_batch_size
         self._cache: dict[str, ViewMeta] = {}
-        self._script_loaded = False
         self._client = client
         self._exec: Any = client.execute_command
+        # a single node takes pre-packed RESP on one pooled connection; a cluster routes by key
+        self._packed = not settings.cluster and hasattr(client, "connection_pool")
 
     @classmethod
     def from_config(cls, config: RedisConfig, *, cluster: bool = False) -> RedisOnlineStore:
@@ -248,13 +261,14 @@ class RedisOnlineStore:
             key = meta.key(entity)
         except InvalidInput:
             key = self._key(meta, entity)
+        if features is not None:
+            features = features_arg(features)
         try:
-            if features is None:
-                return row_from_hgetall(self._exec("HGETALL", key))
-            vals = self._exec("HMGET", key, MARKER, *features_arg(features))
+            blob = self._exec("GET", key)
         except DRIVER_ERRORS as exc:
             self._fail(exc, f"get from view {view!r}")
-        return row_from_hmget(vals, features)
+        row = decode_row(blob)
+        return row if features is None else pick(row, features)
 
     def get_many(
         self,
@@ -262,27 +276,26 @@ class RedisOnlineStore:
         entities: Sequence[Mapping[str, Any]],
         features: Sequence[str] | None = None,
     ) -> list[dict[str, Any] | None]:
-        """:meth:`get` for many entities in one pipeline, results in input order."""
+        """:meth:`get` for many entities in one round trip (``MGET``; on a cluster, one
+        pipeline of ``GET`` split by slot), results in input order."""
         meta = self._view(view)
         keys = self._keys(meta, entity_list(entities))
         if features is not None:
-            args = (MARKER, *features_arg(features))
+            features = features_arg(features)
         if not keys:
             return []
         try:
-            pipe = self._client.pipeline(transaction=False)
-            if features is None:
+            if self._settings.cluster:
+                pipe = self._client.pipeline(transaction=False)
                 for key in keys:
-                    pipe.execute_command("HGETALL", key)
+                    pipe.execute_command("GET", key)
+                replies = pipe.execute()
             else:
-                for key in keys:
-                    pipe.execute_command("HMGET", key, *args)
-            replies = pipe.execute()
+                replies = self._exec("MGET", *keys)
         except DRIVER_ERRORS as exc:
             self._fail(exc, f"get_many from view {view!r}")
-        if features is None:
-            return [row_from_hgetall(r) for r in replies]
-        return rows_from_hmget(replies, features)
+        rows = decode_rows(replies)
+        return rows if features is None else [pick(r, features) for r in rows]
 
     def views(self) -> list[str]:
         """Views that have been written (and not dropped), sorted."""
@@ -323,13 +336,16 @@ class RedisOnlineStore:
             order = current.entities if current is not None else cols
             head = self._layout.row_head(view)
             batch = to_batch(data, order, event_time, where)
-            commands = plan_write(batch, head, ttl_us, self._max_record, where)
+            enc = encode_write(batch, head, ttl_us, now_us(), self._max_record, where)
             if current is not None:
                 break
             current = self._create(view, field, cols)
             if current.entities == cols:
                 break  # else: created meanwhile with another column order, re-encode
-        self._run(commands, where)
+        if self._packed:
+            self._send_packed(enc, where)
+        else:
+            self._run(plan_write(enc), where)
         return batch.n
 
     def _create(self, view: str, field: bytes, cols: tuple[str, ...]) -> ViewMeta:
@@ -345,30 +361,38 @@ class RedisOnlineStore:
             self._cache[view] = meta
         return meta
 
-    def _load_script(self) -> None:
-        self._client.script_load(REPLACE_LUA)
-        self._script_loaded = True
+    def _send_packed(self, enc: EncodedWrite, where: str) -> None:
+        """Stream a packed write over one pooled connection (see :mod:`strataml_redis._packed`);
+        a connection left mid-reply by an error is closed, never reused."""
+        pool = self._client.connection_pool
+        try:
+            conn = pool.get_connection()
+        except DRIVER_ERRORS as exc:
+            self._fail(exc, where)
+        clean = False
+        try:
+            send_chunks(conn._sock, chunks(enc, self._batch_size))  # connected by the pool
+            clean = True
+        except ErrorReply as exc:
+            error = reply_exception(str(exc))
+            raise translate(error, where) from exc
+        except (OSError, ConnectionError) as exc:  # socket errors and timeouts
+            raise translate(rx.ConnectionError(str(exc)), where) from exc
+        finally:
+            if not clean:
+                conn.disconnect()
+            pool.release(conn)
 
     def _run(self, commands: list[Command], where: str) -> None:
-        """Send ``commands`` in pipelines; reload the Lua script once if the server lost it."""
-        from redis.exceptions import NoScriptError
-
+        """Send ``commands`` in pipelines of ``write_batch_size`` (split by slot on a cluster)."""
         size = self._batch_size
         try:
-            if commands and not self._script_loaded:
-                self._load_script()
             for start in range(0, len(commands), size):
-                chunk = commands[start : start + size]
-                for attempt in (1, 2):
-                    pipe = self._client.pipeline(transaction=False)
-                    for cmd in chunk:
-                        pipe.execute_command(*cmd)
-                    error = first_error(pipe.execute(raise_on_error=False))
-                    if error is None:
-                        break
-                    if isinstance(error, NoScriptError) and attempt == 1:
-                        self._load_script()  # a restarted server: replaying the chunk is safe
-                        continue
+                pipe = self._client.pipeline(transaction=False)
+                for cmd in commands[start : start + size]:
+                    pipe.execute_command(*cmd)
+                error = first_error(pipe.execute(raise_on_error=False))
+                if error is not None:
                     raise translate(error, where) from error
         except DRIVER_ERRORS as exc:
             self._fail(exc, where)
