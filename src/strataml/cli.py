@@ -142,7 +142,7 @@ def sync(stream: str, profile: str | None, table: str | None) -> None:
 @click.option("--incremental", is_flag=True, help="from the last finished run's watermark to --end")
 @click.option("--start", type=click.DateTime(), default=None, help="window start (UTC)")
 @click.option("--end", type=click.DateTime(), default=None, help="window end (UTC; default now)")
-@click.option("--batch-size", type=int, default=20_000, show_default=True)
+@click.option("--batch-size", type=int, default=10_000, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="print the reports as JSON lines")
 def materialize(
     views: tuple[str, ...],

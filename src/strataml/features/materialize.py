@@ -173,7 +173,7 @@ def materialize(
     start: dt.datetime | None = None,
     end: dt.datetime | None = None,
     incremental: bool = False,
-    batch_size: int = 20_000,
+    batch_size: int = 10_000,
     progress: Callable[[int], None] | None = None,
     stats: bool = True,
 ) -> MaterializeReport:
