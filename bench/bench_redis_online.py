@@ -4,13 +4,13 @@ Starts its own ``redis-server`` (``strataml.dev.servers``, 127.0.0.1, a free por
 10k entities x 20 float features, then measures, in the same run:
 
 * ``get`` of 1 entity x 20 named features: strataml ``store.get(view, entity, features)``
-  against raw ``r.get(key)`` of the same (precomputed) keys -- the same layout, one msgpack
-  row per key; raw returns the bytes undecoded, strataml builds and validates the key,
-  decodes the row and returns a dict -- and against the floor of ../shared/TARGETS.md, raw
-  ``r.hmget(key, fields)`` on a hash per entity (the layout Feast uses).
+  against raw ``r.get(key)`` of the same (precomputed) keys plus ``msgpack`` decoding of the
+  row -- the same layout and work, minus building and validating the key and picking the
+  features -- and against the floor of ../shared/TARGETS.md, raw ``r.hmget(key, fields)`` on
+  a hash per entity (the layout Feast uses), values left undecoded.
 * ``get`` of all features: strataml ``get(view, entity)`` against raw ``r.get(key)``.
-* ``get_many`` of 100 entities: strataml (one ``MGET``) against raw ``r.mget(keys)`` and
-  against the TARGETS floor, a raw pipeline of 100 ``HMGET``.
+* ``get_many`` of 100 entities: strataml (one ``MGET``) against raw ``r.mget(keys)`` with
+  each row decoded, and against the TARGETS floor, a raw pipeline of 100 ``HMGET``.
 * write throughput: strataml ``write`` (column-wise encoding, one ``SET`` per row streamed as
   ready RESP) against a raw redis-py pipeline of ``SET`` per row (rows encoded one by one
   with msgpack) and a raw pipeline of ``HSET`` per row, both in pipelines of 1000 rows.
@@ -174,20 +174,20 @@ def main() -> None:
         entities = [{"id": rnd.randrange(N_ENTITIES)} for _ in range(get_calls)]
         keys = [meta.key(e) for e in entities]
         hkeys = [hash_head + k[k.index(b"{") + 1 :] for k in keys]
-        get, rget, hmget = store.get, client.get, client.hmget
+        get, rget, hmget, decode_row = store.get, client.get, client.hmget, codec.decode_row
 
         def ours_get(i: int) -> object:
             return get(VIEW, entities[i], FIELDS)
 
         def raw_get(i: int) -> object:
-            return rget(keys[i])
+            return decode_row(rget(keys[i]))
 
         def raw_hmget(i: int) -> object:
             return hmget(hkeys[i], FIELDS)
 
         row = table.slice(entities[0]["id"], 1).to_pylist()[0]
         assert ours_get(0) == {f: row[f] for f in FIELDS}
-        assert codec.decode_row(raw_get(0)) == {f: row[f] for f in FIELDS}
+        assert raw_get(0) == {f: row[f] for f in FIELDS}
         assert [codec.decode_value(v) for v in raw_hmget(0)] == [row[f] for f in FIELDS]
         for i in range(2000):  # warm up every path
             ours_get(i)
@@ -216,7 +216,7 @@ def main() -> None:
         mget = client.mget
 
         def raw_many(i: int) -> object:
-            return mget(batch_keys[i % 200])
+            return [decode_row(b) for b in mget(batch_keys[i % 200])]
 
         def raw_many_hmget(i: int) -> object:
             pipe = client.pipeline(transaction=False)

@@ -23,6 +23,7 @@ __all__ = [
     "encode_meta",
     "now_us",
     "pick",
+    "pick_many",
     "plan_write",
 ]
 
@@ -168,9 +169,23 @@ def decode_rows(replies: list[bytes | None]) -> list[dict[str, Any] | None]:
     return rows  # type: ignore[no-any-return]
 
 
-def pick(row: dict[str, Any] | None, features: Sequence[str]) -> dict[str, Any] | None:
-    """The requested features of a decoded row (``None`` for those it lacks)."""
+def pick(
+    row: dict[str, Any] | None, features: Sequence[str], wanted: frozenset[str] | None = None
+) -> dict[str, Any] | None:
+    """The requested features of a decoded row (``None`` for those it lacks). ``wanted`` is
+    ``frozenset(features)``, if the caller has it: a row holding exactly those features (the
+    usual read of a view's features) is returned as decoded, without a copy."""
     if row is None:
         return None
+    if row.keys() == (wanted if wanted is not None else frozenset(features)):
+        return row
     get = row.get
     return {f: get(f) for f in features}
+
+
+def pick_many(
+    rows: list[dict[str, Any] | None], features: Sequence[str]
+) -> list[dict[str, Any] | None]:
+    """:func:`pick` of each row."""
+    wanted = frozenset(features)
+    return [pick(r, features, wanted) for r in rows]

@@ -25,6 +25,7 @@ from strataml_redis._core import (
     first_error,
     now_us,
     pick,
+    pick_many,
     plan_write,
 )
 from strataml_redis._encode import encode_write
@@ -166,7 +167,7 @@ class AsyncRedisOnlineStore:
         except DRIVER_ERRORS as exc:
             self._fail(exc, f"get_many from view {view!r}")
         rows = decode_rows(replies)
-        return rows if features is None else [pick(r, features) for r in rows]
+        return rows if features is None else pick_many(rows, features)
 
     async def views(self) -> list[str]:
         """Views that have been written (and not dropped), sorted."""

@@ -29,6 +29,7 @@ from strataml_redis._core import (
     first_error,
     now_us,
     pick,
+    pick_many,
     plan_write,
 )
 from strataml_redis._encode import EncodedWrite, encode_write
@@ -295,7 +296,7 @@ class RedisOnlineStore:
         except DRIVER_ERRORS as exc:
             self._fail(exc, f"get_many from view {view!r}")
         rows = decode_rows(replies)
-        return rows if features is None else [pick(r, features) for r in rows]
+        return rows if features is None else pick_many(rows, features)
 
     def views(self) -> list[str]:
         """Views that have been written (and not dropped), sorted."""
