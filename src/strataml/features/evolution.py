@@ -16,10 +16,10 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError
 
-from strataml.errors import SchemaError
+from strataml.errors import InvalidInput, SchemaError
 from strataml.models import CANONICAL_DIALECT, FeatureView
 
-__all__ = ["additive_change", "evolve", "refused"]
+__all__ = ["additive_change", "definition_for_compute", "evolve", "refused", "same_logic"]
 
 
 def _norm(node: exp.Expression) -> str:
@@ -91,3 +91,39 @@ def refused(view: FeatureView, latest_version: int) -> SchemaError:
         f"feature view {view.ref} is already registered with different logic; only adding "
         f"columns is allowed within a version: register it as version {latest_version + 1}"
     )
+
+
+def same_logic(view: FeatureView, stored: FeatureView, fingerprint: str) -> bool:
+    """Whether ``view`` has the registered logic (``stored`` and its ``fingerprint``); omitted
+    features mean the stored ones."""
+    if view.features is None:
+        view = view.model_copy(update={"features": stored.features})
+    return view.fingerprint == fingerprint
+
+
+def definition_for_compute(
+    view: str | FeatureView,
+    get_view: Callable[[str], FeatureView],
+    lookup: Callable[[str, int], tuple[FeatureView, str] | None],
+) -> FeatureView:
+    """What a feature store's ``compute`` runs for ``view``: a name means its latest
+    registered version (``get_view``); a definition must match its registered one
+    (``lookup(name, version)`` gives it and its fingerprint), or be an older definition of a
+    version evolved since (computed as given: its subset of the columns), or is unregistered
+    (computed as given). :class:`SchemaError` when it differs otherwise."""
+    if isinstance(view, str):
+        return get_view(view)
+    if not isinstance(view, FeatureView):
+        raise InvalidInput(f"expected a view name or FeatureView, not {type(view).__name__}")
+    stored = lookup(view.name, view.version)
+    if stored is None:
+        return view
+    existing, fingerprint = stored
+    if additive_change(view, existing) is not None:
+        return view  # an older definition of an evolved version
+    if not same_logic(view, existing, fingerprint):
+        raise SchemaError(
+            f"feature view {view.ref} differs from the registered definition; "
+            "register the change as a new version"
+        )
+    return existing

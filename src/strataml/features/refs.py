@@ -4,11 +4,13 @@ registered (:func:`resolve_view`), and resolving feature references (``view:feat
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from strataml._time import to_utc_naive
 from strataml.errors import InvalidInput, NotFound, SchemaError
 from strataml.models import FeatureRef, FeatureView
 
@@ -16,6 +18,7 @@ __all__ = [
     "FeaturePlan",
     "ViewKey",
     "check_view_ref",
+    "compute_window",
     "label_spine",
     "plan_features",
     "resolve_view",
@@ -207,3 +210,22 @@ def prepare_labels(
     if not (pa.types.is_timestamp(ts_type) or pa.types.is_date(ts_type)):
         raise InvalidInput(f"labels column {timestamp!r} is {ts_type}, not a timestamp or date")
     return table
+
+
+def compute_window(
+    start: Any, end: Any, batch_size: Any
+) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """The checked arguments of a feature store's ``compute``: ``[start, end)`` as naive UTC
+    (naive datetimes are UTC already) and a positive integer ``batch_size``.
+    :class:`InvalidInput` otherwise, or when ``start`` is after ``end``."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InvalidInput(f"batch_size must be a positive integer, not {batch_size!r}")
+    bounds: list[dt.datetime | None] = []
+    for label, value in (("start", start), ("end", end)):
+        if value is not None and not isinstance(value, dt.datetime):
+            raise InvalidInput(f"{label} must be a datetime, not {type(value).__name__}")
+        bounds.append(None if value is None else to_utc_naive(value))
+    lo, hi = bounds
+    if lo is not None and hi is not None and lo > hi:
+        raise InvalidInput(f"start ({lo}) is after end ({hi})")
+    return lo, hi

@@ -36,13 +36,18 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
-from strataml._time import to_utc_naive
 from strataml.capabilities import Capabilities
 from strataml.errors import BackendError, InvalidInput, NotFound, SchemaError, Unavailable
-from strataml.features.evolution import additive_change, evolve, refused
+from strataml.features.evolution import (
+    definition_for_compute,
+    evolve,
+    refused,
+    same_logic,
+)
 from strataml.features.loading import INTERNAL_PREFIX, prepare_load
 from strataml.features.refs import (
     check_view_ref,
+    compute_window,
     plan_features,
     prepare_labels,
     resolve_view,
@@ -341,7 +346,7 @@ class DuckDBFeatureStore:
         with self._engine.write_lock:
             stored = self._lookup(view.name, view.version)
             if stored is not None:
-                if _same_logic(view, *stored):
+                if same_logic(view, *stored):
                     return stored[0]
                 evolved = evolve(view, stored[0], lambda v: self._bind(v).view)
                 if evolved is None:
@@ -439,21 +444,7 @@ class DuckDBFeatureStore:
         return [FeatureView.model_validate_json(r[0]) for r in rows]
 
     def _for_compute(self, view: str | FeatureView) -> _Bound:
-        if isinstance(view, str):
-            return self._bind(self.get_view(view))
-        if not isinstance(view, FeatureView):
-            raise InvalidInput(f"expected a view name or FeatureView, not {type(view).__name__}")
-        stored = self._lookup(view.name, view.version)
-        if stored is not None:
-            if additive_change(view, stored[0]) is not None:
-                return self._bind(view)  # an older definition of an evolved version
-            if not _same_logic(view, *stored):
-                raise SchemaError(
-                    f"feature view {view.ref} differs from the registered definition; "
-                    "register the change as a new version"
-                )
-            view = stored[0]
-        return self._bind(view)
+        return self._bind(definition_for_compute(view, self.get_view, self._lookup))
 
     # ----------------------------------------------------------------------------- compute
     def compute(
@@ -475,16 +466,7 @@ class DuckDBFeatureStore:
         otherwise) or, if unregistered, is validated and computed without being stored.
         Errors: :class:`NotFound`, :class:`SchemaError`, :class:`InvalidInput`.
         """
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise InvalidInput(f"batch_size must be a positive integer, not {batch_size!r}")
-        bounds: list[dt.datetime | None] = []
-        for label, value in (("start", start), ("end", end)):
-            if value is not None and not isinstance(value, dt.datetime):
-                raise InvalidInput(f"{label} must be a datetime, not {type(value).__name__}")
-            bounds.append(None if value is None else to_utc_naive(value))
-        lo, hi = bounds
-        if lo is not None and hi is not None and lo > hi:
-            raise InvalidInput(f"start ({lo}) is after end ({hi})")
+        lo, hi = compute_window(start, end, batch_size)
         bound = self._for_compute(view)
         v = bound.view
         ts_type = bound.types[v.timestamp]
@@ -640,13 +622,6 @@ class DuckDBFeatureStore:
         with _translated("running SQL"):
             rel = self._cursor().sql(query, params=bind)
             return pa.table({}) if rel is None else _arrow_of(rel)
-
-
-def _same_logic(view: FeatureView, stored: FeatureView, fingerprint: str) -> bool:
-    """Whether ``view`` has the registered logic; omitted features mean the stored ones."""
-    if view.features is None:
-        view = view.model_copy(update={"features": stored.features})
-    return view.fingerprint == fingerprint
 
 
 def _plan_append(table: str, existing: dict[str, str], incoming: dict[str, str]) -> list[str]:

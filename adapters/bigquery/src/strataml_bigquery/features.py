@@ -48,10 +48,16 @@ import pyarrow as pa
 
 from strataml.capabilities import Capabilities
 from strataml.errors import BackendError, InvalidInput, NotFound, SchemaError, Unavailable
-from strataml.features.evolution import additive_change, evolve, refused
+from strataml.features.evolution import (
+    definition_for_compute,
+    evolve,
+    refused,
+    same_logic,
+)
 from strataml.features.loading import INTERNAL_PREFIX, prepare_load
 from strataml.features.refs import (
     check_view_ref,
+    compute_window,
     plan_features,
     prepare_labels,
     resolve_view,
@@ -100,13 +106,6 @@ def _utc_datetime_sql(expr: str, bq_type: str) -> str:
     if bq_type == "TIMESTAMP":
         return f"DATETIME({expr}, 'UTC')"
     return f"DATETIME({expr})"
-
-
-def _same_logic(view: FeatureView, stored: FeatureView, fingerprint: str) -> bool:
-    """Whether ``view`` has the registered logic; omitted features mean the stored ones."""
-    if view.features is None:
-        view = view.model_copy(update={"features": stored.features})
-    return view.fingerprint == fingerprint
 
 
 def _is_script(text: str) -> bool:
@@ -328,7 +327,7 @@ class BigQueryFeatureStore:
     ) -> FeatureView:
         """The stored definition if ``view`` has its logic; the evolved one if ``view`` only
         adds columns (compare-and-swap on the fingerprint); :class:`SchemaError` otherwise."""
-        if _same_logic(view, existing, fingerprint):
+        if same_logic(view, existing, fingerprint):
             return existing
         evolved = evolve(view, existing, lambda v: self._bind(v).view)
         if evolved is None:
@@ -417,21 +416,7 @@ class BigQueryFeatureStore:
         return sorted(out, key=lambda v: (v.name, v.version))
 
     def _for_compute(self, view: str | FeatureView) -> BoundView:
-        if isinstance(view, str):
-            return self._bind(self.get_view(view))
-        if not isinstance(view, FeatureView):
-            raise InvalidInput(f"expected a view name or FeatureView, not {type(view).__name__}")
-        stored = self._lookup(view.name, view.version)
-        if stored is not None:
-            if additive_change(view, stored[0]) is not None:
-                return self._bind(view)  # an older definition of an evolved version
-            if not _same_logic(view, *stored):
-                raise SchemaError(
-                    f"feature view {view.ref} differs from the registered definition; "
-                    "register the change as a new version"
-                )
-            view = stored[0]
-        return self._bind(view)
+        return self._bind(definition_for_compute(view, self.get_view, self._lookup))
 
     # ------------------------------------------------------------------------------ compute
     def compute(
@@ -455,18 +440,7 @@ class BigQueryFeatureStore:
         the view's dry-run estimate (the window only narrows it). Errors: :class:`NotFound`,
         :class:`SchemaError`, :class:`InvalidInput`, :class:`LimitExceeded`.
         """
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise InvalidInput(f"batch_size must be a positive integer, not {batch_size!r}")
-        bounds: list[dt.datetime | None] = []
-        for label, value in (("start", start), ("end", end)):
-            if value is not None and not isinstance(value, dt.datetime):
-                raise InvalidInput(f"{label} must be a datetime, not {type(value).__name__}")
-            if value is not None and value.tzinfo is not None:
-                value = value.astimezone(dt.UTC).replace(tzinfo=None)
-            bounds.append(value)
-        lo, hi = bounds
-        if lo is not None and hi is not None and lo > hi:
-            raise InvalidInput(f"start ({lo}) is after end ({hi})")
+        lo, hi = compute_window(start, end, batch_size)
         self._ensure()
         bound = self._for_compute(view)
         v = bound.view

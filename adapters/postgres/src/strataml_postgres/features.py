@@ -36,10 +36,15 @@ from psycopg import sql
 
 from strataml.capabilities import Capabilities
 from strataml.errors import InvalidInput, NotFound, SchemaError, StrataError, Unavailable
-from strataml.features.evolution import additive_change, evolve, refused
+from strataml.features.evolution import (
+    definition_for_compute,
+    evolve,
+    refused,
+)
 from strataml.features.loading import INTERNAL_PREFIX, prepare_load
 from strataml.features.refs import (
     check_view_ref,
+    compute_window,
     plan_features,
     prepare_labels,
     resolve_view,
@@ -431,27 +436,7 @@ class PostgresFeatureStore:
         return sorted(out, key=lambda v: (v.name, v.version))
 
     def _for_compute(self, view: str | FeatureView) -> _Bound:
-        if isinstance(view, str):
-            return self._bind(self.get_view(view))
-        if not isinstance(view, FeatureView):
-            raise InvalidInput(f"expected a view name or FeatureView, not {type(view).__name__}")
-        stored = self._lookup(view.name, view.version)
-        if stored is not None:
-            existing, fingerprint = stored
-            if additive_change(view, existing) is not None:
-                return self._bind(view)  # an older definition of an evolved version
-            same = (
-                view
-                if view.features is not None
-                else view.model_copy(update={"features": existing.features})
-            )
-            if same.fingerprint != fingerprint:
-                raise SchemaError(
-                    f"feature view {view.ref} differs from the registered definition; "
-                    "register the change as a new version"
-                )
-            view = existing
-        return self._bind(view)
+        return self._bind(definition_for_compute(view, self.get_view, self._lookup))
 
     # ------------------------------------------------------------------------------ compute
     def compute(
@@ -475,18 +460,7 @@ class PostgresFeatureStore:
         exhausted or closed. Errors: :class:`NotFound`, :class:`SchemaError`,
         :class:`InvalidInput`.
         """
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise InvalidInput(f"batch_size must be a positive integer, not {batch_size!r}")
-        bounds: list[dt.datetime | None] = []
-        for label, value in (("start", start), ("end", end)):
-            if value is not None and not isinstance(value, dt.datetime):
-                raise InvalidInput(f"{label} must be a datetime, not {type(value).__name__}")
-            if value is not None and value.tzinfo is not None:
-                value = value.astimezone(dt.UTC).replace(tzinfo=None)
-            bounds.append(value)
-        lo, hi = bounds
-        if lo is not None and hi is not None and lo > hi:
-            raise InvalidInput(f"start ({lo}) is after end ({hi})")
+        lo, hi = compute_window(start, end, batch_size)
         bound = self._for_compute(view)
         v = bound.view
         assert v.features is not None
