@@ -7,9 +7,10 @@ on 5k chunks before timing; every timed phase embeds with the same model.
 
 1. **Refresh with 1 % changed** (target <= 5 % of a full re-embed):
    * full build: ``refresh`` into an empty collection (chunk, embed, write everything);
-   * 1 % of the documents (so ~1 % of the chunks) get new text; ``refresh`` again: it scans
-     the collection (ids and metadata), hashes every document, embeds and writes only the
-     changed ones, deletes their stale chunks;
+   * 1 % of the documents (so ~1 % of the chunks) get new text; ``refresh`` again: it reads
+     every stored chunk's id and bookkeeping fields column-wise (``scan_metadata``: Arrow
+     batches, no record objects), hashes every document, compares both with Arrow compute,
+     embeds and writes only the changed documents, deletes their stale chunks;
    * the baseline a user without incremental refresh runs: re-chunk and re-embed everything
      and upsert it all (strataml ``upsert``, same batch size; into an empty collection, which
      is cheaper than overwriting, so the ratio is conservative); and the raw-engine floor of a

@@ -212,6 +212,59 @@ def test_stale_chunks_left_by_a_crash_are_removed_without_embedding(
     assert {i for i in helpers.snapshot(lance, "kb") if i.startswith("d0#")} == {"d0#0"}
 
 
+def test_tampered_bookkeeping_is_repaired(store: Any, lsa: Any, helpers: Any) -> None:
+    """The column-wise state check: a chunk whose ``_nchunks`` disagrees makes its document
+    changed; stray chunks carrying a document's current hash (a position past its end, a
+    non-canonical id) are deleted and the document stays unchanged."""
+    docs = docs_of(helpers, 4)
+    refresh(store, "kb", docs, lsa, chunker=SMALL)
+    (d0,) = store.get("kb", ["d0#0"], include_vectors=True)
+    (d1,) = store.get("kb", ["d1#0"], include_vectors=True)
+    (d2,) = store.get("kb", ["d2#1"], include_vectors=True)
+    store.upsert(
+        "kb",
+        [
+            {**d0.model_dump(), "metadata": {**d0.metadata, "_nchunks": 99}},
+            {**d1.model_dump(), "id": "d1#99", "metadata": {**d1.metadata, "_chunk": 99}},
+            {**d2.model_dump(), "id": "d2-copy"},
+        ],
+    )
+    emb = helpers.counting(lsa)
+    rep = refresh(store, "kb", docs, emb, chunker=SMALL)
+    assert (rep.updated, rep.unchanged, rep.deleted) == (1, 3, 0)
+    assert emb.texts == rep.embedded_chunks > 0  # d0 alone, its chunk count in doubt
+    assert rep.deleted_chunks == 2
+    refresh(store, "fresh", docs, lsa, chunker=SMALL)
+    assert helpers.snapshot(store, "kb") == helpers.snapshot(store, "fresh")
+    assert not refresh(store, "kb", docs, lsa, chunker=SMALL).changed
+
+
+class _NoColumnScan:
+    """A store implementing the protocol as it was before ``scan_metadata``."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "scan_metadata":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+
+def test_a_store_without_scan_metadata_is_refreshed_through_scan(
+    lance: Any, lsa: Any, helpers: Any
+) -> None:
+    docs = docs_of(helpers, 5)
+    refresh(lance, "kb", docs, lsa, chunker=SMALL)
+    changed = [{**docs[0], "text": helpers.text(900, 30)}, *docs[1:4]]
+    emb = helpers.counting(lsa)
+    rep = refresh(_NoColumnScan(lance), "kb", changed, emb, chunker=SMALL)
+    assert (rep.updated, rep.unchanged, rep.deleted) == (1, 3, 1)
+    assert emb.texts == rep.embedded_chunks > 0
+    refresh(lance, "fresh", changed, lsa, chunker=SMALL)
+    assert helpers.snapshot(lance, "kb") == helpers.snapshot(lance, "fresh")
+
+
 # ---------------------------------------------------------------------------------- bad input
 @pytest.mark.parametrize(
     "bad",

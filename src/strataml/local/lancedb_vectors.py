@@ -32,6 +32,9 @@ Reads and writes
   crosses it starts building an ``IVF_FLAT`` index (about sqrt(rows) partitions, the collection's
   metric) in a background thread and returns at once: searches stay exact (exhaustive) until the
   index is committed, then probe it. The index is retrained when the collection has grown 4x.
+  Unindexed rows are folded in by a compaction every so many writes or rows; a store opening a
+  collection starts from what the indexes already cover (not from zero), so a new process does
+  not compact on its first write.
   :meth:`~LanceDBVectorStore.optimize` waits for a build in progress (or builds the index itself
   when it is due). Queries probe ``nprobes`` partitions, more when a filter leaves fewer than
   ``k`` candidates; IVF_FLAT distances are exact, so ``refine_factor`` (exact re-ranking) only
@@ -58,6 +61,8 @@ Scans and health
 ----------------
 * :meth:`~LanceDBVectorStore.scan` streams one table version with Lance's scanner
   (``to_batches``): projected columns, the tenant predicate pushed down, bounded memory.
+  :meth:`~LanceDBVectorStore.scan_metadata` reads only ``id`` and the named ``m_`` columns
+  and hands Lance's Arrow batches over as they are.
 * :meth:`~LanceDBVectorStore.stats`: ``deleted`` is the current version's deletion-file row count
   (rows deleted or overwritten that the data files still hold), the index comes from Lance's
   index statistics.
@@ -144,7 +149,9 @@ from strataml.vectors.batch import (
     prepare_batch,
     query_vector,
     resolve_mode,
+    stored_records,
 )
+from strataml.vectors.columns import check_batch_size, check_fields, metadata_schema
 from strataml.vectors.fusion import DEFAULT_FUSION, candidate_pool, fuse_hits
 
 __all__ = ["LanceDBVectorStore", "translate_lance_error"]
@@ -608,8 +615,16 @@ class LanceDBVectorStore:
         with _engine(f"opening collection {name!r}"):
             self._repair(table)
             schema = table.schema
-            index = [i for i in table.list_indices() if i.columns == ["vector"]]
-            rows = int(table.count_rows()) if index else 0
+            indices = table.list_indices()
+            index = [i for i in indices if i.columns == ["vector"]]
+            count = int(table.count_rows())
+            rows = count if index else 0
+            # rows the indexes do not cover yet (written by an earlier process): the
+            # compaction policy of _maintain picks up where that process left off, rather than
+            # compacting on this process's first write
+            unindexed = max(
+                (int(getattr(i, "num_unindexed_rows", 0) or 0) for i in indices), default=0
+            )
         raw, info = _info_of(schema, name)
         return _Collection(
             name=name,
@@ -625,6 +640,8 @@ class LanceDBVectorStore:
             vector_index=bool(index),
             quantized=bool(index) and index[0].index_type != "IvfFlat",
             trained_rows=rows,
+            rows=unindexed,
+            optimized_rows=max(0, count - unindexed),
         )
 
     @staticmethod
@@ -1103,12 +1120,12 @@ class LanceDBVectorStore:
         Streams one table version (the latest when the scan starts: later writes are not
         seen) with the tenant predicate pushed down and only the needed columns read; memory
         is bounded by Lance's scan read-ahead (its I/O buffer, ``LANCE_DEFAULT_IO_BUFFER_SIZE``
-        and ``LANCE_DEFAULT_FRAGMENT_READAHEAD``), not by the table's size. Raises
+        and ``LANCE_DEFAULT_FRAGMENT_READAHEAD``), not by the table's size. Records are built
+        column-wise from the Arrow batches, without a second validation. Raises
         :class:`NotFound`, :class:`InvalidInput` (bad ``batch_size``, missing or unexpected
         tenant) at the call, before iterating.
         """
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise InvalidInput(f"batch_size must be a positive integer, got {batch_size!r}")
+        batch_size = check_batch_size(batch_size)
         c = self._coll(name)
         tenant = check_tenant(c.multi_tenant, tenant, name)
         where = self._where(c, None, tenant)
@@ -1120,6 +1137,67 @@ class LanceDBVectorStore:
             reader = q.to_batches(batch_size)
         return self._scan_batches(c, reader, batch_size)
 
+    def scan_metadata(
+        self,
+        name: str,
+        fields: Sequence[str],
+        *,
+        tenant: str | None = None,
+        batch_size: int = 10_000,
+    ) -> Iterator[pa.RecordBatch]:
+        """Every record's id and the metadata ``fields``, column-wise (see
+        :meth:`~strataml.protocols.VectorStore.scan_metadata`).
+
+        Reads only the ``id`` column and the fields' ``m_`` columns of one table version (as
+        :meth:`scan`) and hands Lance's Arrow batches over as they are (sliced to
+        ``batch_size``): no per-row work in Python. Raises :class:`NotFound`,
+        :class:`InvalidInput` (bad ``fields`` or ``batch_size``, a list field, missing or
+        unexpected tenant) at the call, before iterating.
+        """
+        names = check_fields(fields)
+        batch_size = check_batch_size(batch_size)
+        c = self._coll(name)
+        tenant = check_tenant(c.multi_tenant, tenant, name)
+        schema = metadata_schema(names, c.fields)
+        where = self._where(c, None, tenant)
+        cols = ["id", *(META_PREFIX + n for n in names if n in c.fields)]
+        with _engine(f"scanning {name!r}"):
+            q = c.table.search().select(cols)
+            if where is not None:
+                q = q.where(where)
+            reader = q.to_batches(batch_size)
+        return self._metadata_batches(c, reader, schema, batch_size)
+
+    def _metadata_batches(
+        self, c: _Collection, reader: pa.RecordBatchReader, schema: pa.Schema, batch_size: int
+    ) -> Iterator[pa.RecordBatch]:
+        struct = schema.field("metadata").type
+        children = [struct.field(i) for i in range(struct.num_fields)]
+        with _engine(f"scanning {c.name!r}"):
+            for batch in reader:
+                for start in range(0, batch.num_rows, batch_size):
+                    part = batch.slice(start, batch_size)
+                    n = part.num_rows
+                    if n == 0:
+                        continue
+                    present = set(part.schema.names)
+                    arrays = [
+                        part.column(META_PREFIX + f.name)
+                        if META_PREFIX + f.name in present
+                        else pa.nulls(n, f.type)
+                        for f in children
+                    ]
+                    meta = (
+                        pa.StructArray.from_arrays(arrays, names=[f.name for f in children])
+                        if children
+                        else pa.array([{}] * n, pa.struct([]))
+                    )
+                    # by names, not the schema: a field widened to float by another process
+                    # since this store read the schema comes back as float64
+                    yield pa.RecordBatch.from_arrays(
+                        [part.column("id"), meta], names=["id", "metadata"]
+                    )
+
     def _scan_batches(
         self, c: _Collection, reader: pa.RecordBatchReader, batch_size: int
     ) -> Iterator[list[VectorRecord]]:
@@ -1127,8 +1205,47 @@ class LanceDBVectorStore:
             for batch in reader:
                 for start in range(0, batch.num_rows, batch_size):
                     part = pa.Table.from_batches([batch.slice(start, batch_size)])
-                    # stored rows were validated when written: no second validation per row
-                    yield [VectorRecord.model_construct(**row) for row in self._rows(c, part)]
+                    yield self._records(c, part)
+
+    def _records(self, c: _Collection, tbl: pa.Table) -> list[VectorRecord]:
+        """Stored rows as records (validated when written: not validated again)."""
+        names = tbl.column_names
+        texts = tbl.column("text").to_pylist() if "text" in names else None
+        tenants = tbl.column("tenant").to_pylist() if c.multi_tenant else None
+        vectors = self._vectors(c, tbl) if "vector" in names else None
+        return stored_records(
+            tbl.column("id").to_pylist(), texts, self._metadata(c, tbl), tenants, vectors
+        )
+
+    @staticmethod
+    def _vectors(c: _Collection, tbl: pa.Table) -> list[list[float]]:
+        flat = tbl.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False)
+        vectors: list[list[float]] = flat.reshape(tbl.num_rows, c.dim).tolist()
+        return vectors
+
+    @staticmethod
+    def _metadata(c: _Collection, tbl: pa.Table) -> list[dict[str, Any]]:
+        """Each row's metadata (the ``m_`` columns of ``tbl``; nulls are absent fields)."""
+        metas: list[dict[str, Any]] = [{} for _ in range(tbl.num_rows)]
+        for col in tbl.column_names:
+            if not col.startswith(META_PREFIX):
+                continue
+            fname = col[len(META_PREFIX) :]
+            ftype = c.fields.get(fname) or _fields_of(pa.schema([tbl.schema.field(col)]))[fname]
+            column = tbl.column(col)
+            values = column.to_pylist()
+            if ftype is FieldType.LIST:
+                values = [None if v is None else orjson.loads(v) for v in values]
+            elif ftype is FieldType.TIMESTAMP:
+                values = [None if v is None else v.astimezone(dt.UTC) for v in values]
+            if column.null_count == 0:
+                for m, v in zip(metas, values, strict=True):
+                    m[fname] = v
+            else:
+                for m, v in zip(metas, values, strict=True):
+                    if v is not None:
+                        m[fname] = v
+        return metas
 
     # --------------------------------------------------------------------------------- health
     def stats(self, name: str) -> CollectionStats:
@@ -1404,37 +1521,17 @@ class LanceDBVectorStore:
 
     def _rows(self, c: _Collection, tbl: pa.Table) -> list[dict[str, Any]]:
         """Result rows as ``{id, tenant, text, metadata[, vector]}`` dicts."""
-        n = tbl.num_rows
         ids = tbl.column("id").to_pylist()
         tenants = tbl.column("tenant").to_pylist()
         texts = tbl.column("text").to_pylist()
-        vectors: list[list[float]] | None = None
-        if "vector" in tbl.column_names:
-            flat = tbl.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False)
-            vectors = flat.reshape(n, c.dim).tolist()
-        metas: list[dict[str, Any]] = [{} for _ in range(n)]
-        for col in tbl.column_names:
-            if not col.startswith(META_PREFIX):
-                continue
-            fname = col[len(META_PREFIX) :]
-            ftype = c.fields.get(fname) or _fields_of(pa.schema([tbl.schema.field(col)]))[fname]
-            for i, v in enumerate(tbl.column(col).to_pylist()):
-                if v is None:
-                    continue
-                if ftype is FieldType.LIST:
-                    v = orjson.loads(v)
-                elif isinstance(v, dt.datetime):
-                    v = v.astimezone(dt.UTC)
-                metas[i][fname] = v
-        rows: list[dict[str, Any]] = []
-        for i in range(n):
-            row: dict[str, Any] = {
-                "id": ids[i],
-                "tenant": tenants[i],
-                "text": texts[i],
-                "metadata": metas[i],
-            }
-            if vectors is not None:
-                row["vector"] = vectors[i]
-            rows.append(row)
-        return rows
+        metas = self._metadata(c, tbl)
+        if "vector" not in tbl.column_names:
+            return [
+                {"id": i, "tenant": tn, "text": t, "metadata": m}
+                for i, tn, t, m in zip(ids, tenants, texts, metas, strict=True)
+            ]
+        vectors = self._vectors(c, tbl)
+        return [
+            {"id": i, "tenant": tn, "text": t, "metadata": m, "vector": v}
+            for i, tn, t, m, v in zip(ids, tenants, texts, metas, vectors, strict=True)
+        ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from strataml.capabilities import Capabilities
 from strataml.models import (
@@ -14,6 +14,9 @@ from strataml.models import (
     SearchMode,
     VectorRecord,
 )
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 Records = Iterable[VectorRecord | Mapping[str, Any]]
 VectorLike = Sequence[float] | Any  # a sequence of floats or a 1-D NumPy array
@@ -59,6 +62,9 @@ class VectorStore(Protocol):
     * **Scans**: :meth:`scan` yields every record (of ``tenant`` in a multi-tenant collection)
       exactly once, in batches of at most ``batch_size``, in no particular order -- for
       refreshes, migrations and exact-search probes. Writes during a scan may or may not be seen.
+      :meth:`scan_metadata` is the same pass, column-wise: only the ids and the named scalar
+      metadata fields, as Arrow record batches, for bookkeeping passes over large collections
+      (incremental refresh compares 100k stored content hashes with it in a fraction of a second).
     * **Health**: :meth:`stats` reports count, tombstones and the index
       (:class:`~strataml.models.CollectionStats`); :meth:`optimize` compacts deleted rows and
       (re)builds the index where the backend needs it, while searches keep being served, and
@@ -142,6 +148,29 @@ class VectorStore(Protocol):
         batch_size: int = 1000,
     ) -> Iterator[list[VectorRecord]]:
         """Every record of the collection (or tenant), once, in batches of ``<= batch_size``."""
+        ...
+
+    def scan_metadata(
+        self,
+        name: str,
+        fields: Sequence[str],
+        *,
+        tenant: str | None = None,
+        batch_size: int = 10_000,
+    ) -> Iterator[pa.RecordBatch]:
+        """Every record's id and the metadata ``fields`` asked for, column-wise: the records
+        :meth:`scan` yields (same tenant rules, each exactly once, no particular order), as
+        :class:`pyarrow.RecordBatch` objects of at most ``batch_size`` rows (none empty).
+
+        Each batch has two columns: ``id`` (``string``, never null) and ``metadata``, a
+        ``struct`` with one child per name in ``fields`` (in that order, repeats dropped) typed
+        by the field's type -- ``string``, ``int64``, ``float64``, ``bool``,
+        ``timestamp[us, UTC]``, ``date32`` -- and null where a record lacks the field; a name
+        the collection has no field of is a child of type ``null``. Raises (at the call, before
+        iterating) :class:`~strataml.errors.NotFound`, :class:`~strataml.errors.InvalidInput`
+        (``fields`` not a sequence of strings, a ``list`` field -- lists are not columnar: use
+        :meth:`scan` --, a bad ``batch_size``, a missing or unexpected tenant).
+        """
         ...
 
     def set_alias(self, alias: str, collection: str) -> None:

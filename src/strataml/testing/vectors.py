@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -48,6 +49,7 @@ __all__ = [
     "VectorHealthTests",
     "VectorHybridTests",
     "VectorKeywordTests",
+    "VectorScanMetadataTests",
     "VectorScanTests",
     "VectorStoreTests",
     "VectorTenantTests",
@@ -1272,6 +1274,130 @@ class VectorScanTests(_VectorBase):
             _scan_all(vector_store, name)
 
 
+def _metadata_rows(vector_store: Any, name: str, fields: Sequence[str], **kwargs: Any) -> Any:
+    """(batches, {id: metadata dict}) of a ``scan_metadata`` pass."""
+    batches = list(vector_store.scan_metadata(name, fields, **kwargs))
+    rows: dict[str, dict[str, Any]] = {}
+    for b in batches:
+        assert isinstance(b, pa.RecordBatch)
+        assert b.schema.names == ["id", "metadata"]
+        for row in b.to_pylist():
+            assert row["id"] not in rows
+            rows[row["id"]] = row["metadata"]
+    return batches, rows
+
+
+class VectorScanMetadataTests(_VectorBase):
+    """scan_metadata: ids and named scalar fields of every record, column-wise."""
+
+    def test_scan_metadata_reads_ids_and_fields(
+        self, vector_store: Any, new_collection: Any
+    ) -> None:
+        name = new_collection()
+        vecs = _vectors(23, seed=14)
+        when = dt.datetime(2024, 5, 6, 7, 8, 9, tzinfo=dt.UTC)
+        records = []
+        for i, v in enumerate(vecs):
+            meta: dict[str, Any] = {"n": i, "x": i / 4, "s": f"s{i}", "b": i % 2 == 0}
+            if i % 3:
+                meta.update(ts=when + dt.timedelta(hours=i), d=dt.date(2024, 1, 1 + i))
+            records.append({"id": f"m{i}", "vector": v, "text": f"t{i}", "metadata": meta})
+        vector_store.upsert(name, records)
+        vector_store.delete(name, ["m5"])
+        fields = ["s", "n", "x", "b", "ts", "d", "n"]
+        batches, rows = _metadata_rows(vector_store, name, fields, batch_size=4)
+        assert all(0 < b.num_rows <= 4 for b in batches)
+        assert set(rows) == {f"m{i}" for i in range(23)} - {"m5"}
+        struct = batches[0].schema.field("metadata").type
+        assert [struct.field(i).name for i in range(struct.num_fields)] == [
+            "s",
+            "n",
+            "x",
+            "b",
+            "ts",
+            "d",
+        ]
+        types = {struct.field(i).name: struct.field(i).type for i in range(struct.num_fields)}
+        assert types["s"] == pa.string()
+        assert types["n"] == pa.int64()
+        assert types["x"] == pa.float64()
+        assert types["b"] == pa.bool_()
+        assert types["ts"] == pa.timestamp("us", tz="UTC")
+        assert types["d"] == pa.date32()
+        assert batches[0].schema.field("id").type == pa.string()
+        for i in (0, 7, 22):
+            got = rows[f"m{i}"]
+            assert (got["s"], got["n"], got["x"], got["b"]) == (f"s{i}", i, i / 4, i % 2 == 0)
+            if i % 3:
+                assert _utc(got["ts"]) == when + dt.timedelta(hours=i)
+                assert got["d"] == dt.date(2024, 1, 1 + i)
+            else:
+                assert got["ts"] is None
+                assert got["d"] is None
+
+    def test_scan_metadata_agrees_with_scan(self, vector_store: Any, new_collection: Any) -> None:
+        name = new_collection()
+        vecs = _vectors(30, seed=15)
+        vector_store.upsert(
+            name,
+            [
+                {"id": f"a{i}", "vector": v, "metadata": {"k": f"g{i % 4}"} if i % 5 else {}}
+                for i, v in enumerate(vecs)
+            ],
+        )
+        expected = {r.id: r.metadata.get("k") for r in _scan_all(vector_store, name)}
+        _, rows = _metadata_rows(vector_store, name, ["k"])
+        assert {i: m["k"] for i, m in rows.items()} == expected
+
+    def test_scan_metadata_edge_cases(self, vector_store: Any, new_collection: Any) -> None:
+        name = new_collection()
+        assert list(vector_store.scan_metadata(name, ["k"])) == []
+        vector_store.upsert(name, _records(_vectors(3, seed=16), metadata={"k": 1}))
+        batches, rows = _metadata_rows(vector_store, name, [])
+        assert rows == {"r0": {}, "r1": {}, "r2": {}}
+        batches, rows = _metadata_rows(vector_store, name, ["nope", "k"])
+        assert rows["r1"] == {"nope": None, "k": 1}
+        assert batches[0].schema.field("metadata").type.field(0).type == pa.null()
+
+    def test_scan_metadata_bad_calls_raise_at_the_call(
+        self, vector_store: Any, new_collection: Any, uid: Callable[[str], str]
+    ) -> None:
+        name = new_collection()
+        vector_store.upsert(name, _records(_vectors(2, seed=17), metadata={"tags": ["a", "b"]}))
+        with pytest.raises(NotFound):
+            vector_store.scan_metadata(uid("missing"), ["k"])
+        for bad in ("k", [1], [""], None):
+            with pytest.raises(InvalidInput):
+                vector_store.scan_metadata(name, bad)
+        with pytest.raises(InvalidInput):
+            vector_store.scan_metadata(name, ["k"], batch_size=0)
+        with pytest.raises(InvalidInput):  # lists are not columnar
+            vector_store.scan_metadata(name, ["tags"])
+        with pytest.raises(InvalidInput):
+            vector_store.scan_metadata(name, ["k"], tenant="acme")
+
+    def test_scan_metadata_is_per_tenant(self, vector_store: Any, new_collection: Any) -> None:
+        self.require(vector_store, "tenants")
+        name = new_collection("mt", multi_tenant=True)
+        vecs = _vectors(6, seed=18)
+        vector_store.upsert(
+            name,
+            [
+                {
+                    "id": "same" if i < 2 else f"x{i}",
+                    "vector": v,
+                    "tenant": "acme" if i % 2 else "umbrella",
+                    "metadata": {"t": "acme" if i % 2 else "umbrella"},
+                }
+                for i, v in enumerate(vecs)
+            ],
+        )
+        _, rows = _metadata_rows(vector_store, name, ["t"], tenant="acme")
+        assert rows == {"same": {"t": "acme"}, "x3": {"t": "acme"}, "x5": {"t": "acme"}}
+        with pytest.raises(InvalidInput):
+            vector_store.scan_metadata(name, ["t"])
+
+
 # ------------------------------------------------------------------------------------ aliases
 class VectorAliasTests(_VectorBase):
     """set_alias / drop_alias / aliases, and reading and writing through an alias."""
@@ -1427,6 +1553,7 @@ class VectorStoreTests(
     VectorHybridTests,
     VectorTenantTests,
     VectorScanTests,
+    VectorScanMetadataTests,
     VectorAliasTests,
     VectorHealthTests,
     VectorLifecycleTests,

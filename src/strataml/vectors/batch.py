@@ -28,7 +28,8 @@ Rules
 
 Queries use :func:`query_vector`, :func:`check_k`, :func:`resolve_mode`, :func:`check_alpha`,
 :func:`normalize_ids` and :func:`check_tenant`, so every adapter rejects the same bad calls the
-same way.
+same way. Scans build their records with :func:`stored_records` (stored rows
+were validated when written: no second validation per row).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -60,6 +61,7 @@ __all__ = [
     "prepare_batch",
     "query_vector",
     "resolve_mode",
+    "stored_records",
 ]
 
 #: Metadata keys: identifiers the filter language can address (no dots: values are not nested).
@@ -512,3 +514,54 @@ def check_tenant(multi_tenant: bool, tenant: Any, collection: str) -> str | None
             "(create it with multi_tenant=True to use tenants)"
         )
     return None
+
+
+# -------------------------------------------------------------------------------------- scans
+_record_new = object.__new__
+_set = object.__setattr__
+_FIELDS_SET: Final = frozenset(VectorRecord.model_fields)
+# the fast path below does what ``model_construct`` does for this plain model (no aliases,
+# defaults, private attributes or post-init); anything else falls back to model_construct
+_PLAIN_RECORD: Final = (
+    _FIELDS_SET == _RECORD_KEYS
+    and not VectorRecord.__private_attributes__
+    and VectorRecord.__pydantic_post_init__ is None
+    and VectorRecord.model_config.get("extra") != "allow"
+)
+
+
+def stored_records(
+    ids: Sequence[str],
+    texts: Sequence[str | None] | None,
+    metadata: Sequence[dict[str, Any]],
+    tenants: Sequence[str | None] | None,
+    vectors: Sequence[Any] | None,
+) -> list[VectorRecord]:
+    """:class:`VectorRecord` objects for rows read back from a store (already validated when
+    they were written), without validating them again: scans of large collections spend
+    most of their time building records otherwise. ``None`` for ``texts``, ``tenants`` or
+    ``vectors`` means ``None`` on every record. The metadata dicts are used as they are."""
+    n = len(ids)
+    none = (None,) * n
+    text_col = none if texts is None else texts
+    tenant_col = none if tenants is None else tenants
+    vector_col = none if vectors is None else vectors
+    rows = zip(ids, vector_col, text_col, metadata, tenant_col, strict=True)
+    if not _PLAIN_RECORD:  # pragma: no cover - a future VectorRecord with extras
+        return [
+            VectorRecord.model_construct(id=i, vector=v, text=t, metadata=m, tenant=tn)
+            for i, v, t, m, tn in rows
+        ]
+    out: list[VectorRecord] = []
+    append = out.append
+    # every field is set, so pydantic never changes this set (it only adds field names to
+    # it): the records of one call can share it
+    fields_set = set(_FIELDS_SET)
+    for i, v, t, m, tn in rows:
+        rec = _record_new(VectorRecord)
+        _set(rec, "__dict__", {"id": i, "vector": v, "text": t, "metadata": m, "tenant": tn})
+        _set(rec, "__pydantic_fields_set__", fields_set)
+        _set(rec, "__pydantic_extra__", None)
+        _set(rec, "__pydantic_private__", None)
+        append(rec)
+    return out

@@ -21,13 +21,15 @@ How it works
   Text is normalised (Unicode NFC, ``\\r\\n`` and ``\\r`` -> ``\\n``) before hashing and
   chunking; metadata is hashed in canonical form (sorted keys; ``1`` and ``1.0`` hash alike, as
   a field that mixes ints and floats stores floats).
-* The current state is read with ``store.scan`` (ids and metadata, no vectors) and compared
-  by hash: a **new** document is chunked, embedded and written; a **changed** one too, and its
-  chunks beyond its new length are deleted; a document whose text is unchanged but whose
-  metadata changed keeps its vectors (read back with ``get``, rewritten with the new
-  metadata, nothing embedded); the chunks of documents no longer in the input are **deleted**;
-  **unchanged** documents are not touched. Records without ``_doc`` (written by something else)
-  are left alone.
+* The current state is read column-wise with ``store.scan_metadata`` (ids and the reserved
+  fields as Arrow batches: no vectors, texts or record objects; stores predating it are read
+  with ``scan``) and compared with the documents' hashes by Arrow compute, so only the chunks
+  of changed and removed documents become Python objects. By hash: a **new** document is
+  chunked, embedded and written; a **changed** one too, and its chunks beyond its new length
+  are deleted; a document whose text is unchanged but whose metadata changed keeps its vectors
+  (read back with ``get``, rewritten with the new metadata, nothing embedded); the chunks of
+  documents no longer in the input are **deleted**; **unchanged** documents are not touched.
+  Records without ``_doc`` (written by something else) are left alone.
 * Everything that can fail on input is checked before anything is written: documents (id,
   text, metadata types, reserved names, duplicate ids), the collection's embedder and
   dimension, the tenant, record sizes, and every embedding (all changed chunks are embedded and
@@ -64,6 +66,8 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import BaseModel
 
 from strataml.embed.base import (
@@ -87,6 +91,7 @@ from strataml.errors import (
 from strataml.filters import FieldType
 from strataml.models import CollectionInfo, Metric, check_name
 from strataml.vectors.batch import check_tenant, merge_field_type, normalize_metadata
+from strataml.vectors.columns import batches_from_records, metadata_schema
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -123,6 +128,8 @@ _RESERVED_TYPES: Final = {
     HASH: FieldType.STRING,
 }
 _DOC_KEYS: Final = frozenset({"id", "text", "metadata"})
+#: What the state scan reads of each stored chunk (besides its id): no vector, no text.
+_STATE_FIELDS: Final = (DOC, CHUNK, NCHUNKS, THASH, HASH)
 DEFAULT_BATCH_ROWS: Final = 1000
 DEFAULT_BATCH_BYTES: Final = 16 * 1024 * 1024
 #: Embeddings larger than this are buffered in a temporary file rather than in memory.
@@ -207,19 +214,22 @@ def _canonical(value: Any) -> Any:
 class _Hasher:
     """The refresh hashes for one chunker and embedder (their parts encoded once)."""
 
-    __slots__ = ("ident", "prefix")
+    __slots__ = ("_text", "ident", "prefix")
 
     def __init__(self, chunker: Chunker, embedder: Embedder) -> None:
         self.prefix = json.dumps(chunker.params, sort_keys=True).encode() + b"\0"
         ident = [str(embedder.name), str(embedder.version), int(embedder.dim)]
         self.ident = b"\0" + json.dumps(ident, ensure_ascii=False).encode("utf-8", "surrogatepass")
+        self._text = hashlib.sha256(self.prefix)  # the prefix hashed once, copied per text
 
     def text(self, normalized: str) -> str:
-        digest = hashlib.sha256(self.prefix)
+        digest = self._text.copy()
         digest.update(normalized.encode("utf-8", "surrogatepass"))
         return digest.hexdigest()
 
     def content(self, thash: str, metadata: Mapping[str, Any]) -> str:
+        if not metadata:
+            return hashlib.sha256(thash.encode() + self.ident).hexdigest()
         digest = hashlib.sha256(thash.encode())
         meta = {k: _canonical(v) for k, v in metadata.items() if k not in RESERVED_FIELDS}
         if meta:
@@ -255,6 +265,8 @@ class _Doc:
 
 
 def _doc_parts(doc: Any, where: str) -> tuple[Any, Any, Any]:
+    if type(doc) is dict and doc.keys() <= _DOC_KEYS:  # the common case, without ABC checks
+        return doc.get("id"), doc.get("text"), doc.get("metadata")
     if isinstance(doc, BaseModel):
         data = doc.model_dump()
         return data.get("id"), data.get("text"), data.get("metadata")
@@ -284,17 +296,26 @@ def _prepare_documents(documents: Iterable[Any], known: Mapping[str, FieldType])
     seen: set[str] = set()
     types: dict[str, FieldType] = dict(known)
     for i, raw in enumerate(items):
-        where = f"documents[{i}]"
-        did, text, meta = _doc_parts(raw, where)
-        if isinstance(did, bool) or not isinstance(did, str | int) or did == "":
-            raise InvalidInput(f"{where}: a document needs an id (a non-empty string)")
-        did = str(did)
-        where = f"{where} (id {did!r})"
-        if not isinstance(text, str) or not text.strip():
-            raise InvalidInput(f"{where}: a document needs a text (a non-empty string)")
+        did, text, meta = _doc_parts(raw, f"documents[{i}]")
+        if type(did) is not str:
+            if isinstance(did, bool) or not isinstance(did, str | int):
+                raise InvalidInput(f"documents[{i}]: a document needs an id (a non-empty string)")
+            did = str(did)
+        if not did:
+            raise InvalidInput(f"documents[{i}]: a document needs an id (a non-empty string)")
+        if not isinstance(text, str) or not text or text.isspace():
+            raise InvalidInput(
+                f"documents[{i}] (id {did!r}): a document needs a text (a non-empty string)"
+            )
         if did in seen:
-            raise InvalidInput(f"{where}: duplicate document id; ids are unique per refresh")
+            raise InvalidInput(
+                f"documents[{i}] (id {did!r}): duplicate document id; ids are unique per refresh"
+            )
         seen.add(did)
+        if meta is None:
+            docs.append(_Doc(did, normalize_text(text), {}))
+            continue
+        where = f"documents[{i}] (id {did!r})"
         values, mtypes = normalize_metadata(meta, f"{where}.metadata")
         clash = RESERVED_FIELDS & values.keys()
         if clash:
@@ -385,65 +406,133 @@ class _Stored:
     hash: str
 
 
-def _as_int(v: Any) -> int:
-    if isinstance(v, bool):
-        return -1
-    if isinstance(v, int):
-        return v
-    if isinstance(v, float) and v.is_integer():
-        return int(v)
-    return -1
+@dataclass
+class _State:
+    """The stored chunks, compared with the current documents' hashes.
+
+    ``unchanged``: documents whose chunks are complete with their current hash (nothing to
+    do but delete ``leftovers``, stale chunks of theirs from an interrupted run); ``stored``:
+    the chunks of every other managed document in the store, by document id."""
+
+    unchanged: set[str] = field(default_factory=set)
+    leftovers: list[str] = field(default_factory=list)
+    stored: dict[str, list[_Stored]] = field(default_factory=dict)
+    unmanaged: int = 0
+
+
+def _metadata_batches(
+    store: VectorStore, collection: str, tenant: str | None, scan_batch: int
+) -> Iterator[pa.RecordBatch]:
+    """The reserved fields of every stored chunk, column-wise (``scan`` for stores that
+    predate ``scan_metadata``)."""
+    scan_metadata = getattr(store, "scan_metadata", None)
+    if scan_metadata is not None:
+        batches: Iterator[pa.RecordBatch] = scan_metadata(
+            collection, _STATE_FIELDS, tenant=tenant, batch_size=scan_batch
+        )
+        return batches
+    schema = metadata_schema(_STATE_FIELDS, store.describe(collection).fields)
+    records = store.scan(collection, tenant=tenant, include_vectors=False, batch_size=scan_batch)
+    return batches_from_records(records, schema)
+
+
+def _ints(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Positions and counts as int64; anything that is not an integer becomes -1."""
+    if pa.types.is_integer(column.type):
+        return pc.fill_null(pc.cast(column, pa.int64()), -1)
+    if pa.types.is_floating(column.type):  # a field widened to float by another writer
+        whole = pc.fill_null(pc.equal(pc.floor(column), column), False)
+        return pc.if_else(whole, pc.cast(pc.fill_null(column, -1.0), pa.int64(), safe=False), -1)
+    return pa.chunked_array([pa.array([-1] * len(column), pa.int64())])
+
+
+def _strings(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        return column
+    return pa.chunked_array([pa.nulls(len(column), pa.string())])
 
 
 def _read_state(
     store: VectorStore,
     collection: str,
     tenant: str | None,
+    docs: Sequence[_Doc],
     scan_batch: int,
     progress: ProgressFn | None,
-) -> tuple[dict[str, list[_Stored]], int]:
-    state: dict[str, list[_Stored]] = {}
-    unmanaged = seen = 0
-    for batch in store.scan(
-        collection, tenant=tenant, include_vectors=False, batch_size=scan_batch
-    ):
-        for rec in batch:
-            meta = rec.metadata
-            doc = meta.get(DOC)
-            if type(doc) is not str:
-                unmanaged += 1
-                continue
-            pos, n = meta.get(CHUNK), meta.get(NCHUNKS)
-            entry = _Stored(
-                rec.id,
-                pos if type(pos) is int else _as_int(pos),
-                n if type(n) is int else _as_int(n),
-                str(meta.get(THASH, "")),
-                str(meta.get(HASH, "")),
-            )
-            found = state.get(doc)
-            if found is None:
-                state[doc] = [entry]
-            else:
-                found.append(entry)
-        seen += len(batch)
+) -> _State:
+    """Read the reserved fields of every stored chunk (``scan_metadata``) and compare them
+    with ``docs`` (hashed) column-wise: a document is unchanged when every position ``0..n-1``
+    is stored under its canonical id with the current hash and ``_nchunks == n``. Only the
+    chunks of other documents (changed, or gone from the input) become Python objects."""
+    batches: list[pa.RecordBatch] = []
+    seen = 0
+    for batch in _metadata_batches(store, collection, tenant, scan_batch):
+        batches.append(batch)
+        seen += batch.num_rows
         if progress:
             progress("scan", seen, None)
-    return state, unmanaged
+    state = _State()
+    if not seen:
+        return state
+    if all(b.schema.equals(batches[0].schema) for b in batches):
+        table = pa.Table.from_batches(batches).flatten()
+    else:  # a field widened (int -> float) by another writer during the scan
+        tables = [pa.Table.from_batches([b]) for b in batches]
+        table = pa.concat_tables(tables, promote_options="permissive").flatten()
+    ids = table.column("id")
+    doc = _strings(table.column(f"metadata.{DOC}"))
+    pos = _ints(table.column(f"metadata.{CHUNK}"))
+    nchunks = _ints(table.column(f"metadata.{NCHUNKS}"))
+    thash = pc.fill_null(_strings(table.column(f"metadata.{THASH}")), "")
+    chash = pc.fill_null(_strings(table.column(f"metadata.{HASH}")), "")
+    managed = pc.is_valid(doc)
+    state.unmanaged = len(table) - pc.sum(managed).as_py()
+    current = pc.take(
+        pa.array([d.hash for d in docs], pa.string()),
+        pc.index_in(doc, value_set=pa.array([d.id for d in docs], pa.string())),
+    )
+    match = pc.fill_null(pc.equal(chash, current), False)
+    canonical = pc.fill_null(
+        pc.equal(ids, pc.binary_join_element_wise(doc, pc.cast(pos, pa.string()), "#")), False
+    )
+    in_range = pc.and_(pc.greater_equal(pos, 0), pc.less(pos, nchunks))
+    valid = pc.and_(pc.and_(match, canonical), in_range)
+    groups = (
+        pa.table({"doc": doc, "n": nchunks, "valid": valid})
+        .filter(match)
+        .group_by("doc")
+        .aggregate([("n", "min"), ("n", "max"), ("valid", "sum")])
+    )
+    complete = pc.and_(
+        pc.and_(pc.equal(groups["n_min"], groups["n_max"]), pc.greater(groups["n_min"], 0)),
+        pc.equal(groups["valid_sum"], groups["n_min"]),
+    )
+    unchanged = groups["doc"].filter(complete)
+    state.unchanged = set(unchanged.to_pylist())
+    of_unchanged = pc.is_in(doc, value_set=unchanged.combine_chunks())
+    state.leftovers = ids.filter(pc.and_(of_unchanged, pc.invert(valid))).to_pylist()
+    rest = pa.table(
+        {"id": ids, "doc": doc, "pos": pos, "n": nchunks, "thash": thash, "hash": chash}
+    ).filter(pc.and_(managed, pc.invert(of_unchanged)))
+    stored = state.stored
+    for rid, d, p, n, th, h in zip(*(rest.column(i).to_pylist() for i in range(6)), strict=True):
+        entry = _Stored(rid, p, n, th, h)
+        found = stored.get(d)
+        if found is None:
+            stored[d] = [entry]
+        else:
+            found.append(entry)
+    return state
 
 
-def chunk_id(doc_id: str, position: int) -> str:
-    return f"{doc_id}#{position}"
-
-
-def _complete(doc_id: str, stored: list[_Stored], attr: str, value: str) -> int | None:
-    """``n`` if positions ``0..n-1`` are all stored under their canonical ids with ``attr ==
-    value`` and ``_nchunks == n``; else ``None``."""
+def _text_complete(doc_id: str, stored: list[_Stored], thash: str) -> int | None:
+    """``n`` if positions ``0..n-1`` are all stored under their canonical ids with text hash
+    ``thash`` and ``_nchunks == n`` (the vectors can be reused); else ``None``."""
     n = -1
     positions: set[int] = set()
     prefix = f"{doc_id}#"
     for s in stored:
-        if (s.hash if attr == "hash" else s.thash) != value:
+        if s.thash != thash:
             continue
         if n < 0:
             n = s.nchunks
@@ -473,39 +562,37 @@ def _chunks(chunker: Chunker, d: _Doc) -> list[Chunk]:
     return chunks
 
 
-def _plan(
-    docs: list[_Doc],
-    state: dict[str, list[_Stored]],
-    chunker: Chunker,
-    embedder: Embedder,
-) -> _Plan:
-    plan = _Plan()
+def _hash_documents(docs: list[_Doc], chunker: Chunker, embedder: Embedder) -> None:
     hasher = _Hasher(chunker, embedder)
     for d in docs:
         d.thash = hasher.text(d.text)
         d.hash = hasher.content(d.thash, d.metadata)
-        stored = state.pop(d.id, None)
+
+
+def _plan(docs: list[_Doc], state: _State, chunker: Chunker) -> _Plan:
+    """What to embed, rewrite and delete, for hashed ``docs`` against the stored ``state``."""
+    plan = _Plan()
+    plan.stale.extend(state.leftovers)
+    unchanged, stored_docs = state.unchanged, state.stored
+    for d in docs:
+        if d.id in unchanged:
+            plan.unchanged += 1
+            continue
+        stored = stored_docs.pop(d.id, None)
         if stored is None:
             chunks = _chunks(chunker, d)
             plan.added += 1
             plan.embed.append((d, chunks))
             continue
-        n = _complete(d.id, stored, "hash", d.hash)
-        if n is not None:
-            plan.unchanged += 1
-            if len(stored) > n:  # leftovers of an interrupted run
-                keep = {chunk_id(d.id, p) for p in range(n)}
-                plan.stale.extend(s.id for s in stored if s.id not in keep)
-            continue
         plan.updated += 1
         chunks = _chunks(chunker, d)
-        if _complete(d.id, stored, "thash", d.thash) == len(chunks):
+        if _text_complete(d.id, stored, d.thash) == len(chunks):
             plan.reuse.append((d, chunks))
         else:
             plan.embed.append((d, chunks))
         keep = {c.id for c in chunks}
         plan.stale.extend(s.id for s in stored if s.id not in keep)
-    for stored in state.values():
+    for stored in stored_docs.values():
         plan.deleted += 1
         plan.stale.extend(s.id for s in stored)
     return plan
@@ -641,11 +728,12 @@ def refresh(
         known[name] = prior or ftype
     docs = _prepare_documents(documents, known)
 
+    _hash_documents(docs, chunker, emb)
+    state = _State()
     if info is not None:
-        state, unmanaged = _read_state(store, collection, tenant, scan_batch, progress)
-    else:
-        state, unmanaged = {}, 0
-    plan = _plan(docs, state, chunker, emb)
+        state = _read_state(store, collection, tenant, docs, scan_batch, progress)
+    unmanaged = state.unmanaged
+    plan = _plan(docs, state, chunker)
     to_embed = [(d, c) for d, chunks in plan.embed for c in chunks]
     rewrite = [(d, c, len(chunks)) for d, chunks in plan.reuse for c in chunks]
     max_record = store.capabilities.max_record_bytes

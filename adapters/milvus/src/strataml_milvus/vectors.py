@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 
 import numpy as np
+import pyarrow as pa
 
 from strataml.capabilities import Capabilities
 from strataml.errors import (
@@ -68,6 +69,7 @@ from strataml.vectors.batch import (
     query_vector,
     resolve_mode,
 )
+from strataml.vectors.columns import check_batch_size, check_fields, metadata_schema, rows_batch
 from strataml.vectors.fusion import DEFAULT_FUSION, candidate_pool, fuse_hits
 from strataml_milvus import VECTORS_CAPS
 from strataml_milvus.batching import build_rows, split_requests
@@ -99,6 +101,7 @@ _METRICS: Final = ("cosine", "l2", "dot")
 MAX_TOPK: Final = 16_384
 _ID_CHUNK: Final = 1_000
 _OUTPUT: Final = ["pk", "tkey", "text", "meta", "has"]
+_SCAN_OUTPUT: Final = ["pk", "text", "meta", "has"]
 _COMPACTION_POLL_S: Final = 0.2
 
 
@@ -764,7 +767,8 @@ class MilvusVectorStore:
     def _scan(
         self, meta: CollectionMeta, tenant: str | None, include_vectors: bool, batch_size: int
     ) -> Iterator[list[VectorRecord]]:
-        fields = [*_OUTPUT, "vector"] if include_vectors else _OUTPUT
+        # not ``tkey``: the record's tenant is decoded from ``pk`` (one field less per row)
+        fields = [*_SCAN_OUTPUT, "vector"] if include_vectors else _SCAN_OUTPUT
         with milvus_call(f"scanning {meta.name!r}"):
             iterator = self._client.query_iterator(
                 meta.milvus_name,
@@ -780,6 +784,50 @@ class MilvusVectorStore:
                 if not rows:
                     return
                 yield [self._record(meta, row, include_vectors) for row in rows]
+        finally:
+            try:
+                iterator.close()
+            except Exception:  # noqa: BLE001 - closing must not mask the scan's outcome
+                pass
+
+    def scan_metadata(
+        self,
+        name: str,
+        fields: Sequence[str],
+        *,
+        tenant: str | None = None,
+        batch_size: int = 10_000,
+    ) -> Iterator[pa.RecordBatch]:
+        """Every record's id and the metadata ``fields``, column-wise (see
+        :meth:`~strataml.protocols.VectorStore.scan_metadata`): the query iterator of
+        :meth:`scan` reading only the key and the metadata (no vectors, no text)."""
+        names = check_fields(fields)
+        batch_size = check_batch_size(batch_size)
+        meta = self._meta(name)
+        t = check_tenant(meta.multi_tenant, tenant, meta.name)
+        self._directory.refresh_fields(meta)
+        schema = metadata_schema(names, meta.fields)
+        return self._scan_metadata(meta, t, schema, min(batch_size, MAX_TOPK))
+
+    def _scan_metadata(
+        self, meta: CollectionMeta, tenant: str | None, schema: pa.Schema, batch_size: int
+    ) -> Iterator[pa.RecordBatch]:
+        with milvus_call(f"scanning {meta.name!r}"):
+            iterator = self._client.query_iterator(
+                meta.milvus_name,
+                batch_size=batch_size,
+                filter=self._tenant_expr(tenant) or "",
+                output_fields=["pk", "meta", "has"],
+                timeout=self._timeout,
+            )
+        try:
+            while True:
+                with milvus_call(f"scanning {meta.name!r}"):
+                    rows = iterator.next()
+                if not rows:
+                    return
+                records = [self._record(meta, row, False) for row in rows]
+                yield rows_batch([r.id for r in records], [r.metadata for r in records], schema)
         finally:
             try:
                 iterator.close()

@@ -48,6 +48,7 @@ from typing import Any, Final, Literal, TypeVar
 import numpy as np
 import numpy.typing as npt
 import psycopg
+import pyarrow as pa
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
@@ -84,6 +85,13 @@ from strataml.vectors.batch import (
     prepare_batch,
     query_vector,
     resolve_mode,
+    stored_records,
+)
+from strataml.vectors.columns import (
+    check_batch_size,
+    check_fields,
+    columns_batch,
+    metadata_schema,
 )
 from strataml.vectors.fusion import DEFAULT_FUSION, candidate_pool, fuse_hits
 from strataml_postgres import VECTORS_CAPS
@@ -138,6 +146,15 @@ _STALE_RETRIES: Final = 50
 _MEMORY_RE: Final = re.compile(r"^[1-9][0-9]{0,6}(kB|MB|GB)$")
 # row layout of every search statement
 _LEG, _ID, _TENANT, _TEXT, _META, _DIST, _RANK, _EMB = range(8)
+#: scan_metadata: each scalar field type's SQL type, to cast ``metadata ->> 'field'`` to
+_SCAN_CASTS: Final = {
+    FieldType.STRING: "text",
+    FieldType.INT: "bigint",
+    FieldType.FLOAT: "double precision",
+    FieldType.BOOL: "boolean",
+    FieldType.TIMESTAMP: "timestamptz",
+    FieldType.DATE: "date",
+}
 
 
 def _pg_text(value: str, what: str) -> str:
@@ -992,19 +1009,71 @@ class PgVectorStore:
             )
             if not rows:
                 return
-            yield [
-                VectorRecord(
-                    id=row[0],
-                    vector=load_vector(row[4]) if include_vectors else None,
-                    text=row[2],
-                    metadata=self._decode(meta, row[3]),
-                    tenant=row[1] if meta.multi_tenant else None,
-                )
-                for row in rows
-            ]
+            # stored rows were validated when written: no second validation per row
+            yield stored_records(
+                [row[0] for row in rows],
+                [row[2] for row in rows],
+                [self._decode(meta, row[3]) for row in rows],
+                [row[1] for row in rows] if meta.multi_tenant else None,
+                [load_vector(row[4]) for row in rows] if include_vectors else None,
+            )
             if len(rows) < batch_size:
                 return
             params[1] = rows[-1][0]
+
+    def scan_metadata(
+        self,
+        name: str,
+        fields: Sequence[str],
+        *,
+        tenant: str | None = None,
+        batch_size: int = 10_000,
+    ) -> Iterator[pa.RecordBatch]:
+        """Every record's id and the metadata ``fields``, column-wise (see
+        :meth:`~strataml.protocols.VectorStore.scan_metadata`), in id order.
+
+        The same keyset pagination as :meth:`scan`, selecting only ``id`` and one typed
+        expression per field (``metadata->>'f'`` cast to the field's SQL type), so PostgreSQL
+        does the JSON work and no record object is built. Raises :class:`NotFound`,
+        :class:`InvalidInput` (bad ``fields`` or ``batch_size``, a list field, missing or
+        unexpected tenant) at the call, before iterating.
+        """
+        names = check_fields(fields)
+        batch_size = check_batch_size(batch_size)
+        meta = self._coll(name, refresh=True)
+        t = self._tenant(meta, tenant)
+        schema = metadata_schema(names, meta.fields)
+        return self._metadata_pages(meta, t, schema, batch_size)
+
+    def _metadata_pages(
+        self, meta: CollectionMeta, tenant: str, schema: pa.Schema, batch_size: int
+    ) -> Iterator[pa.RecordBatch]:
+        struct = schema.field("metadata").type
+        exprs, names = ["id"], []
+        for i in range(struct.num_fields):
+            name = struct.field(i).name
+            ftype = meta.fields.get(name)
+            cast = None if ftype is None else _SCAN_CASTS.get(ftype)
+            exprs.append("NULL" if cast is None else f"(metadata ->> %s)::{cast}")
+            if cast is not None:
+                names.append(name)  # the field names are parameters, never SQL text
+        query = (
+            f"SELECT {', '.join(exprs)} FROM {meta.qualified} WHERE tenant = %s AND id > %s "
+            "ORDER BY id LIMIT %s"
+        )
+        params: list[Any] = [*names, tenant, "", batch_size]  # ids are non-empty: > ''
+        while True:
+            rows = self._read(
+                f"scanning {meta.name!r}",
+                lambda conn: conn.cursor(binary=True).execute(query, params).fetchall(),
+            )
+            if not rows:
+                return
+            columns = list(zip(*rows, strict=True))
+            yield columns_batch(columns[0], columns[1:], schema)
+            if len(rows) < batch_size:
+                return
+            params[-2] = rows[-1][0]
 
     # ------------------------------------------------------------------------------- health
     def stats(self, name: str) -> CollectionStats:

@@ -44,6 +44,7 @@ from typing import Any, Final, TypeVar
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
 
 from strataml._json import dumps_record
 from strataml.capabilities import Capabilities
@@ -79,6 +80,7 @@ from strataml.vectors.batch import (
     query_vector,
     resolve_mode,
 )
+from strataml.vectors.columns import check_batch_size, check_fields, metadata_schema, rows_batch
 from strataml.vectors.fusion import DEFAULT_FUSION, candidate_pool, fuse_hits
 from strataml_qdrant.bm25 import TOKENIZER_VERSION, Bm25Params, query_terms
 from strataml_qdrant.filters import (
@@ -90,10 +92,12 @@ from strataml_qdrant.filters import (
 )
 from strataml_qdrant.payload import (
     DENSE,
+    ID_KEY,
     META_KEY,
     SPARSE,
     TENANT_KEY,
     build_points,
+    decode_metadata,
     meta_key,
     point_id,
     record_from,
@@ -663,6 +667,45 @@ class QdrantEngine:
         )
         recs = [record_from(p, fields=st.fields, include_vectors=include_vectors) for p in points]
         return recs, nxt
+
+    def scan_metadata_start(
+        self, name: str, fields: Any, tenant: str | None, batch_size: Any
+    ) -> Ops[tuple[CollectionState, Compiled, pa.Schema]]:
+        """Validate a column-wise scan: the shape, the tenant filter and the batch schema."""
+        names = check_fields(fields)
+        check_batch_size(batch_size)
+        st = yield from self.state(name)
+        tenant = check_tenant(st.multi_tenant, tenant, name)
+        return st, with_tenant(True, tenant), metadata_schema(names, st.fields)
+
+    def scan_metadata_page(
+        self,
+        st: CollectionState,
+        flt: Compiled,
+        offset: Any,
+        batch_size: int,
+        schema: pa.Schema,
+    ) -> Ops[tuple[pa.RecordBatch | None, Any]]:
+        """One page of a column-wise scan (``scroll`` reading only the id and metadata of the
+        payload, no vectors or text) and the next offset."""
+        points, nxt = yield Call(
+            "scroll",
+            {
+                "collection_name": st.addressed,
+                "scroll_filter": None if flt is True else flt,
+                "limit": batch_size,
+                "offset": offset,
+                "with_payload": [ID_KEY, META_KEY],
+                "with_vectors": False,
+            },
+            f"scanning {st.name!r}",
+        )
+        if not points:
+            return None, nxt
+        payloads = [p.payload or {} for p in points]
+        ids = [str(pl.get(ID_KEY, p.id)) for pl, p in zip(payloads, points, strict=True)]
+        metas = [decode_metadata(pl.get(META_KEY), st.fields) for pl in payloads]
+        return rows_batch(ids, metas, schema), nxt
 
     # ---------------------------------------------------------------------------- search
     def search(

@@ -10,6 +10,8 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
+import pyarrow as pa
+
 from strataml.capabilities import Capabilities
 from strataml.errors import StrataError, Unavailable
 from strataml.models import (
@@ -223,6 +225,36 @@ class QdrantVectorStore:
             )
             if recs:
                 yield recs
+            if offset is None:
+                return
+
+    def scan_metadata(
+        self,
+        name: str,
+        fields: Sequence[str],
+        *,
+        tenant: str | None = None,
+        batch_size: int = 10_000,
+    ) -> Iterator[pa.RecordBatch]:
+        """Every record's id and the metadata ``fields``, column-wise (see
+        :meth:`~strataml.protocols.VectorStore.scan_metadata`): ``scroll`` pages reading only
+        the id and metadata of each payload. Arguments and the collection are checked at
+        once."""
+        st, flt, schema = self._run(
+            self._engine.scan_metadata_start(name, fields, tenant, batch_size)
+        )
+        return self._metadata_pages(st, flt, batch_size, schema)
+
+    def _metadata_pages(
+        self, st: CollectionState, flt: Any, batch_size: int, schema: pa.Schema
+    ) -> Iterator[pa.RecordBatch]:
+        offset: Any = None
+        while True:
+            batch, offset = self._run(
+                self._engine.scan_metadata_page(st, flt, offset, batch_size, schema)
+            )
+            if batch is not None:
+                yield batch
             if offset is None:
                 return
 

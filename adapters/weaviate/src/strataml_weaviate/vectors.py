@@ -34,6 +34,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final, TypeVar
 
+import pyarrow as pa
+
 from strataml.capabilities import Capabilities
 from strataml.errors import (
     BackendError,
@@ -62,6 +64,12 @@ from strataml.vectors.batch import (
     prepare_batch,
     query_vector,
     resolve_mode,
+)
+from strataml.vectors.columns import (
+    batches_from_records,
+    check_batch_size,
+    check_fields,
+    metadata_schema,
 )
 from strataml_weaviate.batching import check_text, estimate_bytes, plan_requests
 from strataml_weaviate.codec import (
@@ -754,6 +762,25 @@ class WeaviateVectorStore:
             raise translate(exc, f"scanning {meta.name!r}", self._secrets) from exc
         if batch:
             yield batch
+
+    def scan_metadata(
+        self,
+        name: str,
+        fields: Sequence[str],
+        *,
+        tenant: str | None = None,
+        batch_size: int = 10_000,
+    ) -> Iterator[pa.RecordBatch]:
+        """Every record's id and the metadata ``fields``, column-wise (see
+        :meth:`~strataml.protocols.VectorStore.scan_metadata`): the cursor of :meth:`scan`
+        (no vectors), each page converted to one Arrow batch. Arguments, the collection and
+        the fields' types are checked at once."""
+        names = check_fields(fields)
+        batch_size = check_batch_size(batch_size)
+        _, meta = self._meta(name)
+        schema = metadata_schema(names, meta.fields)
+        records = self.scan(name, tenant=tenant, batch_size=batch_size)
+        return batches_from_records(records, schema)
 
     # ----------------------------------------------------------------------------- aliases
     def set_alias(self, alias: str, collection: str) -> None:
