@@ -2,9 +2,13 @@
 
 Starts its own emulator (``strataml_dynamodb.devserver``, 127.0.0.1, a free port) and measures:
 
-* ingest write throughput: ``write_batch`` of 1000 records (the large-batch path: lease,
-  ``BatchWriteItem``, one conditional commit) against raw ``BatchWriteItem`` of the same
-  records (25 per request, unprocessed items retried, JSON by orjson), records/s;
+* ingest write throughput: ``write_batch`` of 1000 records (one transaction of a few record
+  pages) against raw ``BatchWriteItem`` of the same records, one item each (25 per request,
+  unprocessed items retried, JSON by orjson), records/s;
+* keyed ingest: ``write_batch(key_field=...)`` of 5000 records (the demo's batches: the keys
+  checked, then the lease path: ``BatchWriteItem`` of pages and key items, one conditional
+  commit) against raw boto3 doing the same idempotent work by hand (``BatchGetItem`` of the
+  keys, then ``BatchWriteItem`` of one item per record and one per key), records/s;
 * ingest single-record ``write`` (one ``TransactWriteItems`` after a cached head) against a raw
   ``PutItem`` of the same item (the price of ordered, atomic, exactly-once appends) and
   against a raw ``TransactWriteItems`` of the same two actions (the adapter's own overhead);
@@ -88,11 +92,30 @@ def raw_batch_write(client: Any, table: str, items: list[dict[str, Any]]) -> Non
             pending = out.get("UnprocessedItems", {}).get(table, [])
 
 
+def raw_table(client: Any, name: str) -> str:
+    """Create table ``name`` (``pk`` S, ``sk`` S, on demand) for the raw side."""
+    client.create_table(
+        TableName=name,
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return name
+
+
 def bench_ingest(url: str, quick: bool) -> list[tuple[str, float, float, str]]:
     store = DynamoDBIngestStore.from_config(
         DynamoDBConfig(endpoint_url=url, table_prefix="bench_ingest_")
     )
-    client, table = store.client, store.table
+    # the raw side gets a table of its own: moto's queries and transactions cost time in
+    # proportion to the whole table, so neither side pays for the other's items
+    client, table = store.client, raw_table(store.client, "bench_raw_ingest")
     batches, size = (3, 1000) if quick else (6, 1000)
     raw_seq = [0]
 
@@ -122,7 +145,46 @@ def bench_ingest(url: str, quick: bool) -> list[tuple[str, float, float, str]]:
     r_rate = batches * size / (sum(tb) / 1e9)
     rows = [("ingest write_batch(1000) records/s", a_rate, r_rate, "throughput")]
 
-    # reads: pages of 1000 (adapter: head + query; raw: the same query)
+    keyed, ksize = (2, 5000) if quick else (4, 5000)
+
+    def adapter_keyed(b: int) -> None:
+        recs = [{"id": f"e{b}-{i}", **record(b * ksize + i)} for i in range(ksize)]
+        store.write_batch("keyed", recs, key_field="id")
+
+    def raw_keyed(b: int) -> None:
+        now = str(time.time_ns() // 1000)
+        recs = [{"id": f"e{b}-{i}", **record(b * ksize + i)} for i in range(ksize)]
+        keys = [{"pk": {"S": "rawk#keyed"}, "sk": {"S": "=" + r["id"]}} for r in recs]
+        for start_ in range(0, len(keys), 100):
+            request: dict[str, Any] = {"Keys": keys[start_ : start_ + 100], "ConsistentRead": True}
+            while request:
+                out = client.batch_get_item(RequestItems={table: request})
+                request = out.get("UnprocessedKeys", {}).get(table) or {}
+        items: list[dict[str, Any]] = []
+        for i, r in enumerate(recs):
+            raw_seq[0] += 1
+            items.append(
+                {
+                    "pk": {"S": "raw#keyed"},
+                    "sk": {"S": pad_seq(raw_seq[0])},
+                    "t": {"N": now},
+                    "i": {"N": now},
+                    "d": {"S": orjson.dumps(r).decode()},
+                    "k": {"S": r["id"]},
+                }
+            )
+            items.append({**keys[i], "s": {"N": str(raw_seq[0])}})
+        raw_batch_write(client, table, items)
+
+    adapter_keyed(keyed)  # warm up (creates the stream), untimed
+    raw_keyed(keyed)
+    ta, tb = interleaved(keyed, 1, adapter_keyed, raw_keyed)
+    a_rate = keyed * ksize / (sum(ta) / 1e9)
+    r_rate = keyed * ksize / (sum(tb) / 1e9)
+    rows.append(("ingest keyed write_batch(5000) records/s", a_rate, r_rate, "throughput"))
+
+    # reads: pages of 1000 (adapter: head, the page holding the cursor, a query of pages;
+    # raw: a query of the same records, one item each)
     pages = batches
 
     def adapter_read(p: int) -> None:
@@ -144,6 +206,7 @@ def bench_ingest(url: str, quick: bool) -> list[tuple[str, float, float, str]]:
     a_rate, r_rate = pages * size / (sum(ta) / 1e9), pages * size / (sum(tb) / 1e9)
     rows.append(("ingest read(1000) rows/s", a_rate, r_rate, "throughput"))
     store.drop("events")
+    store.drop("keyed")
     store.close()
 
     # single appends, on a table of their own kept small (moto copies the whole table for
@@ -153,6 +216,7 @@ def bench_ingest(url: str, quick: bool) -> list[tuple[str, float, float, str]]:
     )
     n = 40 if quick else 80
     small.write("one", record(0))  # creates the stream, untimed
+    single_raw = raw_table(small.client, "bench_raw_single")
 
     def adapter_one(i: int) -> None:
         small.write("one", record(i))
@@ -168,7 +232,7 @@ def bench_ingest(url: str, quick: bool) -> list[tuple[str, float, float, str]]:
         }
 
     def raw_put(i: int) -> None:
-        small.client.put_item(TableName=small.table, Item=raw_item(i))
+        small.client.put_item(TableName=single_raw, Item=raw_item(i))
 
     def raw_transaction(i: int) -> None:
         # what the adapter sends: the record and a conditional update of a head, atomically
@@ -176,14 +240,14 @@ def bench_ingest(url: str, quick: bool) -> list[tuple[str, float, float, str]]:
             TransactItems=[
                 {
                     "Update": {
-                        "TableName": small.table,
+                        "TableName": single_raw,
                         "Key": {"pk": {"S": "raw#head"}, "sk": {"S": "#"}},
                         "UpdateExpression": "SET n = :n",
                         "ConditionExpression": "attribute_not_exists(n) OR n = :o",
                         "ExpressionAttributeValues": {":n": {"N": str(i + 1)}, ":o": {"N": str(i)}},
                     }
                 },
-                {"Put": {"TableName": small.table, "Item": raw_item(n + i)}},
+                {"Put": {"TableName": single_raw, "Item": raw_item(n + i)}},
             ]
         )
 

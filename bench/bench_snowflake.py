@@ -11,7 +11,9 @@ Measures, each side doing the same work the way a user of that API would:
   equivalent (labels staged the same way into a transient table, a ``LEFT JOIN ... QUALIFY
   ROW_NUMBER()`` query, ``fetch_arrow_all``), p50/p99 over repetitions.
 
-Ratios are adapter / raw for throughput (>= 0.9 is the target) and raw / adapter for latency.
+Ratios are adapter / raw for throughput (>= 0.9 is the target) and raw / adapter for latency,
+from medians of repetitions that alternate the two sides (the order flipping every repetition),
+so both see the same machine noise.
 The emulator answers every statement in ~10-40 ms on this machine, so these numbers describe
 the adapter's overhead, not Snowflake's speed.
 
@@ -63,13 +65,20 @@ def table_of(rows: int, seed: int = 0) -> pa.Table:
     )
 
 
-def timed(fn: Callable[[], Any], reps: int) -> list[float]:
-    out = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
-    return out
+def timed(
+    raw: Callable[[], Any], adapter: Callable[[], Any], reps: int
+) -> tuple[list[float], list[float]]:
+    """Seconds per call of ``raw`` and ``adapter``, alternating (the order flipping every
+    repetition), so both sides see the same machine noise."""
+    t_raw: list[float] = []
+    t_ad: list[float] = []
+    for i in range(reps):
+        pairs = ((raw, t_raw), (adapter, t_ad))
+        for fn, out in pairs if i % 2 == 0 else pairs[::-1]:
+            t = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t)
+    return t_raw, t_ad
 
 
 def raw_copy(conn: Any, data: pa.Table, table: str, tmp: str) -> None:
@@ -99,9 +108,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes, < 1 minute")
     args = parser.parse_args()
     load_rows, scan_rows, labels_n, feats_n, reps, pit_reps = (
-        (50_000, 200_000, 2_000, 20_000, 3, 5)
+        (50_000, 200_000, 2_000, 20_000, 5, 5)
         if args.quick
-        else (200_000, 1_000_000, 10_000, 100_000, 3, 9)
+        else (200_000, 1_000_000, 10_000, 100_000, 5, 9)
     )
     with tempfile.TemporaryDirectory() as tmp:
         handle = start(tmp)
@@ -139,8 +148,7 @@ def main() -> None:
 
                 adapter_load()  # warm up both paths (stage creation, first PUT)
                 raw_load()
-                t_raw = timed(raw_load, reps)
-                t_ad = timed(adapter_load, reps)
+                t_raw, t_ad = timed(raw_load, adapter_load, reps)
             raw_rps = load_rows / statistics.median(t_raw)
             ad_rps = load_rows / statistics.median(t_ad)
             print(
@@ -173,8 +181,7 @@ def main() -> None:
 
                 adapter_scan()
                 raw_scan()
-                t_raw = timed(raw_scan, reps)
-                t_ad = timed(adapter_scan, reps)
+                t_raw, t_ad = timed(raw_scan, adapter_scan, reps)
             raw_rps = scan_rows / statistics.median(t_raw)
             ad_rps = scan_rows / statistics.median(t_ad)
             print(
@@ -242,8 +249,7 @@ def main() -> None:
 
                 adapter_pit()
                 raw_pit()
-                t_raw = timed(raw_pit, pit_reps)
-                t_ad = timed(adapter_pit, pit_reps)
+                t_raw, t_ad = timed(raw_pit, adapter_pit, pit_reps)
             check = store.historical(labels, ["pit_v:clicks"]).column("clicks")
             assert check.null_count < labels_n
             print(

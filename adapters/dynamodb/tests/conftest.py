@@ -51,7 +51,7 @@ def make_config(moto: ServerHandle, admin: Any) -> Iterator[Callable[..., Dynamo
 
     yield make
     for config in made:
-        for table in (config.ingest_table, config.online_table):
+        for table in (config.ingest_table, config.ingest_keys_table, config.online_table):
             try:
                 admin.delete_table(TableName=table)
             except admin.exceptions.ResourceNotFoundException:
@@ -78,7 +78,8 @@ def online(make_config: Callable[..., DynamoDBConfig]) -> Iterator[DynamoDBOnlin
 def shared_online(moto: ServerHandle, admin: Any) -> Iterator[DynamoDBOnlineStore]:
     """One online store for the whole contract suite, as on a shared server: the suite names
     its views uniquely and drops them. (Not used for ingest: moto copies a whole table for every
-    action of a transaction, so ingest tests keep their tables small.)"""
+    action of a transaction, which small ingest batches use, so ingest tests keep their tables
+    small.)"""
     config = DynamoDBConfig(endpoint_url=moto.url, table_prefix="shared_", max_retries=3)
     store = DynamoDBOnlineStore.from_config(config)
     yield store

@@ -52,6 +52,7 @@ from strataml_dynamodb.layout import (
     visible_segments,
 )
 from strataml_dynamodb.online import DynamoDBOnlineStore
+from strataml_dynamodb.pages import PAGE_ROWS, PageRow, build_page
 
 SECRET = "wJalrXUtnFEMI-s3cr3t-K3y"
 MakeConfig = Callable[..., DynamoDBConfig]
@@ -114,7 +115,8 @@ def _head(admin: Any, store: DynamoDBIngestStore, stream: str) -> dict[str, Any]
 
 def test_small_and_large_batches_commit_in_order(ingest: DynamoDBIngestStore) -> None:
     ingest.write_batch("s", [{"i": i} for i in range(30)])  # one transaction
-    ingest.write_batch("s", [{"i": i} for i in range(30, 330)])  # lease + BatchWriteItem
+    # over 97 keyed records (a key item each): lease + BatchWriteItem, in two pages
+    ingest.write_batch("s", [{"i": i} for i in range(30, 330)], key_field="i")
     ingest.write("s", {"i": 330})
     records = read_all(ingest, "s", limit=97)
     assert [r.data["i"] for r in records] == list(range(331))
@@ -123,7 +125,7 @@ def test_small_and_large_batches_commit_in_order(ingest: DynamoDBIngestStore) ->
 
 
 def test_large_keyed_batch_is_deduplicated(ingest: DynamoDBIngestStore) -> None:
-    # over 49 keyed records (a record and a key item each) take the lease path
+    # over 97 keyed records (a key item each, and their page) take the lease path
     first = ingest.write_batch("s", [{"id": f"k{i}"} for i in range(0, 120, 2)], key_field="id")
     assert first == WriteResult(written=60)
     again = ingest.write_batch("s", [{"id": f"k{i}"} for i in range(120)], key_field="id")
@@ -219,34 +221,52 @@ def test_concurrent_writers_of_the_same_keys_store_each_once(make_config: MakeCo
         s.close()
 
 
+def _zombie_page(gen: str, start: int, keys: list[str | None]) -> dict[str, Any]:
+    """A page as a writer that lost its lease writes it (records ``{"zombie": true}``)."""
+    rows = [
+        PageRow(k, 0, b'{"zombie":true}', None if k is None else f'"{k}"'.encode()) for k in keys
+    ]
+    return build_page(records_pk("s", gen), start, rows, 0)
+
+
+def _zombie_key(gen: str, key: str, seq: int) -> dict[str, Any]:
+    return {
+        "pk": {"S": keys_pk("s", gen)},
+        "sk": {"S": key_slot(key)},
+        "s": {"N": str(seq)},
+    }
+
+
+def _expire_with_zombie_lease(admin: Any, store: DynamoDBIngestStore, reserve: int) -> int:
+    """Reserve ``reserve`` positions under a lease of a dead writer, already expired; return
+    the first reserved position."""
+    head = _head(admin, store, "s")
+    n = int(head["n"]["N"])
+    past = str(time.time_ns() // 1_000_000 - 1000)
+    admin.update_item(
+        TableName=store.table,
+        Key=head_key("s"),
+        UpdateExpression="SET n = :n, lo = :z, lu = :past",
+        ExpressionAttributeValues={
+            ":n": {"N": str(n + reserve)},
+            ":z": {"S": "zombie"},
+            ":past": {"N": past},
+        },
+    )
+    return n
+
+
 def test_abandoned_lease_becomes_a_hole(ingest: DynamoDBIngestStore, admin: Any) -> None:
     """A writer took the lease, reserved positions, wrote some records and key items, then
     died: the next writer breaks the expired lease; nothing of the dead writer is visible, its
     keys do not count, and its late writes stay invisible."""
     ingest.write_batch("s", [{"id": "a"}, {"id": "b"}], key_field="id")
-    head = _head(admin, ingest, "s")
-    gen, n = head["g"]["S"], int(head["n"]["N"])
-    past = str(time.time_ns() // 1_000_000 - 1000)
-    admin.update_item(
-        TableName=ingest.table,
-        Key=head_key("s"),
-        UpdateExpression="SET n = :n, lo = :z, lu = :past",
-        ExpressionAttributeValues={
-            ":n": {"N": str(n + 3)},
-            ":z": {"S": "zombie"},
-            ":past": {"N": past},
-        },
-    )
-    for seq, key in ((n, "x"), (n + 1, "y")):  # the dead writer's records and key items
-        admin.put_item(
-            TableName=ingest.table,
-            Item={"pk": {"S": records_pk("s", gen)}, "sk": {"S": pad_seq(seq)}, "t": {"N": "0"},
-                  "i": {"N": "0"}, "d": {"S": '{"zombie": true}'}, "k": {"S": key}},
-        )  # fmt: skip
-        admin.put_item(
-            TableName=ingest.table,
-            Item={"pk": {"S": keys_pk("s", gen)}, "sk": {"S": key_slot(key)}, "s": {"N": str(seq)}},
-        )
+    gen = _head(admin, ingest, "s")["g"]["S"]
+    n = _expire_with_zombie_lease(admin, ingest, 3)
+    # the dead writer's first page (two records) and key items
+    admin.put_item(TableName=ingest.table, Item=_zombie_page(gen, n, ["x", "y"]))
+    for seq, key in ((n, "x"), (n + 1, "y")):
+        admin.put_item(TableName=ingest.keys_table, Item=_zombie_key(gen, key, seq))
     assert [r.data["id"] for r in read_all(ingest, "s")] == ["a", "b"]  # reserved: invisible
     other = DynamoDBIngestStore.from_config(ingest._config)
     assert other.write_batch("s", [{"id": "x"}, {"id": "y"}, {"id": "a"}], key_field="id") == (
@@ -255,12 +275,8 @@ def test_abandoned_lease_becomes_a_hole(ingest: DynamoDBIngestStore, admin: Any)
     head = _head(admin, ingest, "s")
     assert "lo" not in head
     assert [int(v["N"]) for v in head["h"]["L"]] == [n, n + 3]
-    # the zombie's late record lands in its hole: never visible
-    admin.put_item(
-        TableName=ingest.table,
-        Item={"pk": {"S": records_pk("s", gen)}, "sk": {"S": pad_seq(n + 2)}, "t": {"N": "0"},
-              "i": {"N": "0"}, "d": {"S": '{"zombie": true}'}},
-    )  # fmt: skip
+    # the zombie's late page lands in its hole: never visible
+    admin.put_item(TableName=ingest.table, Item=_zombie_page(gen, n + 2, [None]))
     # the zombie wakes up and commits: its lease is gone and its range a hole
     zombie_head = Head(None)
     zombie_head.live = True
@@ -272,6 +288,40 @@ def test_abandoned_lease_becomes_a_hole(ingest: DynamoDBIngestStore, admin: Any)
     assert ingest.count("s") == 4
     assert ingest.delete_before("s", dt.datetime(2999, 1, 1)) == 4
     other.close()
+
+
+def test_late_key_write_of_a_lost_lease_admits_no_duplicate(
+    ingest: DynamoDBIngestStore, admin: Any
+) -> None:
+    """Key items are not fenced by the lease: a writer that lost its lease can overwrite the
+    key item of a record committed after its range became a hole. The key still counts."""
+    ingest.write("s", {"id": "first"}, key="first")
+    gen = _head(admin, ingest, "s")["g"]["S"]
+    n = _expire_with_zombie_lease(admin, ingest, 2)
+    other = DynamoDBIngestStore.from_config(ingest._config)
+    batch = [{"id": f"k{i}"} for i in range(150)]  # a large batch: the lease path
+    assert other.write_batch("s", batch, key_field="id") == WriteResult(written=150)
+    # the zombie wakes up: its key items (into its hole) overwrite those of the new records
+    for seq, key in ((n, "k0"), (n + 1, "k149")):
+        admin.put_item(TableName=ingest.keys_table, Item=_zombie_key(gen, key, seq))
+    again = [{"id": "k0"}, {"id": "k149"}, {"id": "k150"}]
+    assert ingest.write_batch("s", again, key_field="id") == WriteResult(written=1, duplicates=2)
+    assert ingest.write("s", {"id": "k0"}, key="k0") == WriteResult(duplicates=1)
+    assert [r.key for r in read_all(ingest, "s")] == ["first", *(f"k{i}" for i in range(151))]
+    other.close()
+
+
+def test_key_of_an_abandoned_batch_is_free_for_its_retry(
+    ingest: DynamoDBIngestStore, admin: Any
+) -> None:
+    ingest.write("s", {"id": "first"}, key="first")
+    gen = _head(admin, ingest, "s")["g"]["S"]
+    n = _expire_with_zombie_lease(admin, ingest, 1)
+    admin.put_item(TableName=ingest.keys_table, Item=_zombie_key(gen, "lost", n))
+    ingest._heads.clear()
+    assert ingest.write("s", {"id": "lost"}, key="lost") == WriteResult(written=1)
+    assert ingest.write("s", {"id": "lost"}, key="lost") == WriteResult(duplicates=1)
+    assert [r.key for r in read_all(ingest, "s")] == ["first", "lost"]
 
 
 def test_commit_whose_response_was_lost_is_recognized(
@@ -350,12 +400,12 @@ def test_failed_first_batch_does_not_create_the_stream(ingest: DynamoDBIngestSto
     real = ingest._batch
     ingest._batch = _FailingBatcher(real, after=0)
     with pytest.raises(Unavailable):
-        ingest.write_batch("new", [{"i": i} for i in range(200)])
+        ingest.write_batch("new", [{"i": i} for i in range(200)], key_field="i")
     ingest._batch = real
     assert "new" not in ingest.streams()
     with pytest.raises(NotFound):
         ingest.read("new")
-    ingest.write_batch("new", [{"i": i} for i in range(200)])
+    ingest.write_batch("new", [{"i": i} for i in range(200)], key_field="i")
     assert ingest.count("new") == 200
 
 
@@ -383,6 +433,48 @@ def test_stale_head_cache_is_only_a_retry(make_config: MakeConfig) -> None:
     b.close()
 
 
+def test_pages_keep_per_record_positions(ingest: DynamoDBIngestStore, admin: Any) -> None:
+    """A batch spanning several pages: cursors inside pages, limits and event-time windows
+    cutting through pages, counts and retention all see records one by one."""
+    n = PAGE_ROWS * 2 + 37
+    base = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    minute = dt.timedelta(minutes=1)
+    recs = [{"i": i, "at": (base + ((i * 37) % n) * minute).isoformat()} for i in range(n)]
+    assert ingest.write_batch("s", recs, key_field="i", time_field="at").written == n
+    ingest.write_batch("s", recs[:5], time_field="at")  # no keys: a page of its own
+    recs += recs[:5]
+    gen = _head(admin, ingest, "s")["g"]["S"]
+    pages = admin.query(
+        TableName=ingest.table,
+        KeyConditionExpression="pk = :p",
+        ExpressionAttributeValues={":p": {"S": records_pk("s", gen)}},
+    )["Items"]
+    assert len(pages) == 4
+    assert [r.seq for r in read_all(ingest, "s", limit=1000)] == list(range(1, n + 6))
+    for k in (1, PAGE_ROWS - 1, PAGE_ROWS, PAGE_ROWS + 1, 2 * PAGE_ROWS + 36, n):
+        cursor = ingest.read("s", limit=k).cursor
+        assert [r.seq for r in read_all(ingest, "s", after=cursor, limit=61)] == list(
+            range(k + 1, n + 6)
+        )
+    lo, hi = base + 100 * minute, base + 400 * minute
+    inside = [i for i, r in enumerate(recs) if lo <= dt.datetime.fromisoformat(str(r["at"])) < hi]
+    got = read_all(ingest, "s", start=lo, end=hi, limit=61)
+    assert [r.seq - 1 for r in got] == inside
+    assert ingest.count("s", start=lo, end=hi) == len(inside)
+    assert ingest.count("s", start=lo) + ingest.count("s", end=lo) == n + 5
+    cut = base + 200 * minute
+    old = [i for i, r in enumerate(recs) if dt.datetime.fromisoformat(str(r["at"])) < cut]
+    assert ingest.delete_before("s", cut) == len(old)
+    kept = [i for i in range(n + 5) if i not in set(old)]
+    assert [r.seq - 1 for r in read_all(ingest, "s", limit=77)] == kept
+    assert ingest.count("s") == len(kept)
+    assert ingest.delete_before("s", cut) == 0
+    # the deleted records' keys are forgotten, the kept ones' still count
+    again = ingest.write_batch("s", recs[:n], key_field="i", time_field="at")
+    forgotten = sum(1 for i in old if i < n)
+    assert again == WriteResult(written=forgotten, duplicates=n - forgotten)
+
+
 def test_retention_forgets_keys(ingest: DynamoDBIngestStore, admin: Any) -> None:
     ingest.write_batch(
         "s", [{"id": "old", "at": "2020-01-01"}, {"id": "new", "at": "2030-01-01"}],
@@ -391,7 +483,7 @@ def test_retention_forgets_keys(ingest: DynamoDBIngestStore, admin: Any) -> None
     assert ingest.delete_before("s", dt.datetime(2025, 1, 1)) == 1
     gen = _head(admin, ingest, "s")["g"]["S"]
     keys = admin.query(
-        TableName=ingest.table,
+        TableName=ingest.keys_table,
         KeyConditionExpression="pk = :p",
         ExpressionAttributeValues={":p": {"S": keys_pk("s", gen)}},
     )["Items"]
@@ -402,7 +494,11 @@ def test_retention_forgets_keys(ingest: DynamoDBIngestStore, admin: Any) -> None
 
 def test_drop_deletes_every_item(ingest: DynamoDBIngestStore, admin: Any) -> None:
     ingest.write_batch("s", [{"id": i} for i in range(80)], key_field="id")
+    ingest.write_batch("s", [{"id": i} for i in range(200)], key_field="id")  # lease path
     ingest.write("keep", {"v": 1})
+    gen = _head(admin, ingest, "s")["g"]["S"]
+    # a key item no page names (as an interrupted purge would leave): found all the same
+    admin.put_item(TableName=ingest.keys_table, Item=_zombie_key(gen, "orphan", 10**6))
     ingest.drop("s")
     items = admin.scan(TableName=ingest.table)["Items"]
     pks = sorted(
@@ -413,6 +509,7 @@ def test_drop_deletes_every_item(ingest: DynamoDBIngestStore, admin: Any) -> Non
         }
     )
     assert pks == ["r#keep", "s#keep", "s#s"]  # the tombstone head keeps the last position
+    assert admin.scan(TableName=ingest.keys_table)["Items"] == []
     assert ingest.streams() == ["keep"]
 
 
@@ -449,12 +546,17 @@ class _Stingy:
         self._client = client
         self.take = take
         self.calls = 0
+        self._lock = threading.Lock()
+
+    def _count(self) -> None:
+        with self._lock:  # requests may run on several threads
+            self.calls += 1
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
 
     def batch_write_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
-        self.calls += 1
+        self._count()
         ((table, items),) = RequestItems.items()
         done, rest = items[: self.take], items[self.take :]
         if done:
@@ -462,11 +564,11 @@ class _Stingy:
         return {"UnprocessedItems": {table: rest} if rest else {}}
 
     def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
-        self.calls += 1
+        self._count()
         ((table, request),) = RequestItems.items()
         keys = request["Keys"]
         done, rest = keys[: self.take], keys[self.take :]
-        out = {"Responses": {table: []}, "UnprocessedKeys": {}}
+        out: dict[str, Any] = {"Responses": {table: []}, "UnprocessedKeys": {}}
         if done:
             real = self._client.batch_get_item(RequestItems={table: {**request, "Keys": done}})
             out["Responses"] = real["Responses"]
@@ -505,6 +607,26 @@ def test_unprocessed_items_and_keys_are_retried_with_backoff(
     assert all(s <= b for s, b in zip(sleeps, bounds, strict=True))
     with pytest.raises(Unavailable, match="unprocessed"):
         never.get(keys[:3], "test", consistent=False)
+
+
+def test_concurrent_batch_requests(online: DynamoDBOnlineStore) -> None:
+    """With ``workers``, the requests of one call run at once: every item is written and
+    read back, unprocessed ones still retried; a failing request fails the call."""
+    stingy = _Stingy(online.client, take=20)
+    batcher = Batcher(stingy, online.table, max_retries=8, sleep=lambda _: None, workers=4)
+    requests = [
+        {"PutRequest": {"Item": {"pk": {"B": b"c%03d" % i}, "f": {"B": b"\x80"}}}}
+        for i in range(240)
+    ]
+    batcher.write(requests, "test")
+    assert stingy.calls == 9 * 2 + 1  # nine requests of 25 (retried once for 5 items), one of 15
+    keys = [{"pk": {"B": b"c%03d" % i}} for i in range(250)]
+    stingy.take = 100
+    found = batcher.get(keys, "test", consistent=True)
+    assert sorted(bytes(i["pk"]["B"]) for i in found) == [b"c%03d" % i for i in range(240)]
+    broken = Batcher(_Stingy(online.client, take=0), online.table, 0, workers=4)
+    with pytest.raises(Unavailable, match="unprocessed"):
+        broken.write(requests, "test")
 
 
 def test_get_many_pages_of_100_keys(online: DynamoDBOnlineStore) -> None:
@@ -686,7 +808,11 @@ def test_config_rules() -> None:
         endpoint_url="http://127.0.0.1:1", dummy_credentials=False
     ).uses_dummy_credentials()
     config = DynamoDBConfig(table_prefix="", endpoint_url="")
-    assert (config.ingest_table, config.online_table) == ("ingest", "online")
+    assert (config.ingest_table, config.ingest_keys_table, config.online_table) == (
+        "ingest",
+        "ingest_keys",
+        "online",
+    )
     assert config.endpoint_url is None  # "${STRATAML_DYNAMODB_ENDPOINT:-}" unset: AWS itself
     with pytest.raises(ValueError, match="endpoint_url"):
         DynamoDBConfig(endpoint_url="127.0.0.1:8000")
@@ -694,6 +820,8 @@ def test_config_rules() -> None:
         DynamoDBConfig(table_prefix="bad prefix")
     with pytest.raises(ValueError, match="both"):
         DynamoDBConfig(aws_access_key_id="AKIA")
+    with pytest.raises(ValueError, match="batch_concurrency"):
+        DynamoDBConfig(batch_concurrency=8, max_pool_connections=4)
 
 
 def test_secrets_never_in_reprs_or_errors() -> None:
@@ -714,7 +842,8 @@ def test_secrets_never_in_reprs_or_errors() -> None:
 
 def test_error_translation() -> None:
     def client_error(code: str, message: str = "m", **extra: Any) -> ClientError:
-        return ClientError({"Error": {"Code": code, "Message": message}, **extra}, "Op")
+        response: Any = {"Error": {"Code": code, "Message": message}, **extra}
+        return ClientError(response, "Op")
 
     cases: list[tuple[BaseException, type[StrataError]]] = [
         (client_error("ProvisionedThroughputExceededException"), Unavailable),

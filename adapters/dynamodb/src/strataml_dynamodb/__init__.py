@@ -3,17 +3,20 @@
 ======  ==============================================================================
 role    how
 ======  ==============================================================================
-ingest  table ``<prefix>ingest``: a head item per stream serializes commits (conditional
-        writes); small batches are one ``TransactWriteItems``, large ones reserve their
-        positions under a lease, ``BatchWriteItem`` the records and commit with one
-        conditional update. Reads are strongly consistent queries in commit order.
+ingest  tables ``<prefix>ingest`` (heads, record pages) and ``<prefix>ingest_keys``
+        (idempotency keys): a head item per stream serializes commits (conditional
+        writes); records are packed into pages of up to 256; small batches are one
+        ``TransactWriteItems``, large ones reserve their positions under a lease,
+        ``BatchWriteItem`` the pages and key items and commit with one conditional update.
+        Reads are strongly consistent queries of the pages, in commit order.
 online  table ``<prefix>online``: one item per (view, entity), msgpack features,
         ``GetItem`` / ``BatchGetItem`` (pages of 100) reads, ``BatchWriteItem`` writes,
         TTL checked on read and set as DynamoDB's TTL attribute.
 ======  ==============================================================================
 
-See :mod:`strataml_dynamodb.layout` for the items and :mod:`strataml_dynamodb.ingest` for the
-commit protocol. ``import strataml_dynamodb`` does not import boto3: the stores do.
+See :mod:`strataml_dynamodb.layout` for the items, :mod:`strataml_dynamodb.pages` for the
+pages and :mod:`strataml_dynamodb.commit` for the commit protocol. ``import strataml_dynamodb``
+does not import boto3: the stores do.
 """
 
 from __future__ import annotations

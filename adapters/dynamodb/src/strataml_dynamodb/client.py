@@ -4,8 +4,9 @@
   timeouts, botocore's ``standard`` retries, credentials.
 * :func:`ensure_table` creates a store's table on first use (and its TTL attribute).
 * :class:`Batcher` runs ``BatchWriteItem`` in requests of 25 and ``BatchGetItem`` in pages of
-  100 keys, retrying ``UnprocessedItems`` / ``UnprocessedKeys`` with exponential backoff and
-  full jitter, at most ``max_retries`` times, then :class:`~strataml.errors.Unavailable`.
+  100 keys (several at once if asked), retrying ``UnprocessedItems`` / ``UnprocessedKeys`` with
+  exponential backoff and full jitter, at most ``max_retries`` times, then
+  :class:`~strataml.errors.Unavailable`.
 * :func:`item_size` is DynamoDB's size of an item (checked against the 400 KB limit before a
   write).
 """
@@ -16,7 +17,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Final, NoReturn
+from typing import Any, Final, NoReturn, TypeVar
 
 from strataml.errors import ConfigError, NotFound, Unavailable
 from strataml_dynamodb.config import DynamoDBConfig
@@ -42,6 +43,8 @@ MAX_PARTITION_KEY_BYTES: Final = 2048
 MAX_SORT_KEY_BYTES: Final = 1024
 
 Item = dict[str, Any]
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 _DUMMY = "strataml-local"
 _sessions: dict[tuple[str | None, str], Any] = {}
 _sessions_lock = threading.Lock()
@@ -234,7 +237,9 @@ def backoff_delays(attempts: int, base: float = 0.05, cap: float = 2.0) -> Itera
 
 class Batcher:
     """``BatchWriteItem`` / ``BatchGetItem`` on one table with bounded retries of unprocessed
-    items and keys. ``sleep`` is injectable (tests)."""
+    items and keys. Up to ``workers`` requests of one call run at once (boto3 clients are
+    thread-safe); a failed request fails the call once the requests already running are done,
+    and no new one starts. ``sleep`` is injectable (tests)."""
 
     def __init__(
         self,
@@ -243,33 +248,54 @@ class Batcher:
         max_retries: int,
         *,
         sleep: Callable[[float], None] = time.sleep,
+        workers: int = 1,
     ) -> None:
         self.client = client
         self.table = table
         self.max_retries = max_retries
         self.sleep = sleep
+        self.workers = workers
+
+    def _each(self, chunks: Sequence[_T], run: Callable[[_T], _R]) -> list[_R]:
+        """``run`` every chunk (concurrently when there are several), results in order."""
+        if self.workers <= 1 or len(chunks) <= 1:
+            return [run(c) for c in chunks]
+        from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+
+        with ThreadPoolExecutor(min(self.workers, len(chunks))) as pool:
+            futures = [pool.submit(run, c) for c in chunks]
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            if any(f.exception() is not None for f in done):
+                for f in futures:
+                    f.cancel()
+        return [f.result() for f in futures]  # raises the first failure, in request order
 
     def write(self, requests: Sequence[Item], what: str) -> None:
         """Send ``PutRequest`` / ``DeleteRequest`` entries in requests of 25 (no two for the
         same key in one request: callers deduplicate), retrying unprocessed ones."""
-        for start in range(0, len(requests), BATCH_WRITE_ITEMS):
-            pending: list[Item] = list(requests[start : start + BATCH_WRITE_ITEMS])
-            delays = backoff_delays(self.max_retries)
-            while pending:
-                try:
-                    out = self.client.batch_write_item(RequestItems={self.table: pending})
-                except DRIVER_ERRORS as exc:
-                    _fail(exc, what)
-                pending = out.get("UnprocessedItems", {}).get(self.table, [])
-                if pending:
-                    delay = next(delays, None)
-                    if delay is None:
-                        raise Unavailable(
-                            f"{what}: {len(pending)} items stayed unprocessed after "
-                            f"{self.max_retries} retries (throttled); retry later or raise "
-                            "the table's capacity"
-                        )
-                    self.sleep(delay)
+        chunks = [
+            list(requests[i : i + BATCH_WRITE_ITEMS])
+            for i in range(0, len(requests), BATCH_WRITE_ITEMS)
+        ]
+        self._each(chunks, lambda chunk: self._write_one(chunk, what))
+
+    def _write_one(self, pending: list[Item], what: str) -> None:
+        delays = backoff_delays(self.max_retries)
+        while pending:
+            try:
+                out = self.client.batch_write_item(RequestItems={self.table: pending})
+            except DRIVER_ERRORS as exc:
+                _fail(exc, what)
+            pending = out.get("UnprocessedItems", {}).get(self.table, [])
+            if pending:
+                delay = next(delays, None)
+                if delay is None:
+                    raise Unavailable(
+                        f"{what}: {len(pending)} items stayed unprocessed after "
+                        f"{self.max_retries} retries (throttled); retry later or raise "
+                        "the table's capacity"
+                    )
+                self.sleep(delay)
 
     def get(
         self,
@@ -282,7 +308,7 @@ class Batcher:
     ) -> list[Item]:
         """Every existing item among ``keys`` (distinct), fetched in pages of 100 keys; the
         order of the result is DynamoDB's (match items by key)."""
-        found: list[Item] = []
+        requests: list[Item] = []
         for start in range(0, len(keys), BATCH_GET_KEYS):
             request: Item = {"Keys": list(keys[start : start + BATCH_GET_KEYS])}
             request["ConsistentRead"] = consistent
@@ -290,22 +316,28 @@ class Batcher:
                 request["ProjectionExpression"] = projection
             if names:
                 request["ExpressionAttributeNames"] = names
-            delays = backoff_delays(self.max_retries)
-            while request:
-                try:
-                    out = self.client.batch_get_item(RequestItems={self.table: request})
-                except DRIVER_ERRORS as exc:
-                    _fail(exc, what)
-                found.extend(out.get("Responses", {}).get(self.table, []))
-                request = out.get("UnprocessedKeys", {}).get(self.table) or {}
-                if request:
-                    delay = next(delays, None)
-                    if delay is None:
-                        raise Unavailable(
-                            f"{what}: {len(request.get('Keys', []))} keys stayed unprocessed "
-                            f"after {self.max_retries} retries (throttled or over 16 MB)"
-                        )
-                    self.sleep(delay)
+            requests.append(request)
+        pages = self._each(requests, lambda request: self._get_one(request, what))
+        return [item for page in pages for item in page]
+
+    def _get_one(self, request: Item, what: str) -> list[Item]:
+        found: list[Item] = []
+        delays = backoff_delays(self.max_retries)
+        while request:
+            try:
+                out = self.client.batch_get_item(RequestItems={self.table: request})
+            except DRIVER_ERRORS as exc:
+                _fail(exc, what)
+            found.extend(out.get("Responses", {}).get(self.table, []))
+            request = out.get("UnprocessedKeys", {}).get(self.table) or {}
+            if request:
+                delay = next(delays, None)
+                if delay is None:
+                    raise Unavailable(
+                        f"{what}: {len(request.get('Keys', []))} keys stayed unprocessed "
+                        f"after {self.max_retries} retries (throttled or over 16 MB)"
+                    )
+                self.sleep(delay)
         return found
 
 

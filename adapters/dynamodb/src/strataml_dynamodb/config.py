@@ -22,7 +22,8 @@ class DynamoDBConfig(AdapterConfig):
       are secrets; when absent, boto3's default chain is used (environment, shared config
       ``profile``, instance/task role). For a loopback ``endpoint_url`` (an emulator) without
       credentials, dummy ones are used unless ``dummy_credentials = false``.
-    * ``table_prefix``: the stores use the tables ``<prefix>ingest`` and ``<prefix>online``
+    * ``table_prefix``: the stores use the tables ``<prefix>ingest``, ``<prefix>ingest_keys``
+      (idempotency keys) and ``<prefix>online``
       (created on first use when ``create_tables``; stream and view names never become table
       names, so every strataml name works).
     * ``billing_mode`` (+ ``read_capacity_units`` / ``write_capacity_units`` for
@@ -34,6 +35,8 @@ class DynamoDBConfig(AdapterConfig):
       returned before it); ``false`` halves read cost, reads may then lag writes briefly.
       Ingest reads are always strongly consistent (the cursor contract needs it).
     * ``view_cache_s``: how long an online store trusts its copy of a view's metadata.
+    * ``batch_concurrency``: how many ``BatchWriteItem`` / ``BatchGetItem`` requests of one
+      ingest call run at once (a batch of 5 000 keyed records is 200+ requests of 25 items).
     * ``lease_s`` / ``lease_wait_s``: a large ingest batch holds its stream's write lease
       (renewed while it writes); a writer waits up to ``lease_wait_s`` for another's lease, or
       keeps retrying that long while other writers of the stream commit first.
@@ -58,6 +61,7 @@ class DynamoDBConfig(AdapterConfig):
     create_tables: bool = True
     consistent_reads: bool = True
     view_cache_s: float = Field(default=1.0, ge=0)
+    batch_concurrency: int = Field(default=4, ge=1, le=32)
     lease_s: float = Field(default=30.0, gt=0)
     lease_wait_s: float = Field(default=30.0, ge=0)
 
@@ -78,12 +82,22 @@ class DynamoDBConfig(AdapterConfig):
             raise ValueError("set both aws_access_key_id and aws_secret_access_key, or neither")
         if self.aws_session_token is not None and self.aws_access_key_id is None:
             raise ValueError("aws_session_token needs aws_access_key_id/aws_secret_access_key")
+        if self.batch_concurrency > self.max_pool_connections:
+            raise ValueError(
+                f"batch_concurrency ({self.batch_concurrency}) cannot exceed "
+                f"max_pool_connections ({self.max_pool_connections})"
+            )
         return self
 
     @property
     def ingest_table(self) -> str:
         """The ingest store's table name."""
         return f"{self.table_prefix}ingest"
+
+    @property
+    def ingest_keys_table(self) -> str:
+        """The ingest store's table of idempotency keys."""
+        return f"{self.table_prefix}ingest_keys"
 
     @property
     def online_table(self) -> str:

@@ -1,5 +1,6 @@
 """The DynamoDB ingest store: append-only JSON streams with atomic batches and exactly-once
-incremental reads (see :mod:`strataml_dynamodb.layout` for the items).
+incremental reads (see :mod:`strataml_dynamodb.layout` for the items and
+:mod:`strataml_dynamodb.pages` for the pages that hold the records).
 
 See :mod:`strataml_dynamodb.commit` for the commit protocol: how a batch becomes visible at
 once, in commit order, with each idempotency key stored once.
@@ -13,7 +14,9 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from strataml._json import dumps_record, loads
+import orjson
+
+from strataml._json import dumps_record
 from strataml._time import event_micros, from_micros, parse_event_time, to_micros
 from strataml.capabilities import Capabilities
 from strataml.errors import InvalidInput, LimitExceeded, NotFound, Unavailable
@@ -27,21 +30,11 @@ from strataml_dynamodb.client import (
     make_client,
     query_pages,
 )
-from strataml_dynamodb.commit import (
-    GEN_CHARS,
-    CommitProtocol,
-    Head,
-    Retry,
-    Row,
-    new_generation,
-    now_ms,
-    num,
-)
+from strataml_dynamodb.commit import CommitProtocol, Head, Retry, new_generation, now_ms, num
 from strataml_dynamodb.config import DynamoDBConfig
-from strataml_dynamodb.errors import DRIVER_ERRORS
+from strataml_dynamodb.errors import DRIVER_ERRORS, error_code
 from strataml_dynamodb.layout import (
     REGISTRY_PK,
-    SEQ_WIDTH,
     key_slot,
     keys_pk,
     pad_seq,
@@ -49,11 +42,57 @@ from strataml_dynamodb.layout import (
     registry_key,
     visible_segments,
 )
+from strataml_dynamodb.pages import (
+    PAGE_FIXED_BYTES,
+    PageRow,
+    page_keys,
+    page_start,
+    pruned,
+    slots,
+)
 
 __all__ = ["DynamoDBIngestStore"]
 
 KEY_SCHEMA: Final = (("pk", "HASH", "S"), ("sk", "RANGE", "S"))
 _HEAD_CACHE: Final = 4096  # streams whose last committed head a store remembers
+_QUERY_PAGES: Final = 100  # page items asked for per Query (DynamoDB also stops at 1 MB)
+_REWRITE_TRIES: Final = 20  # retention: attempts at a page that concurrent retention changes
+
+
+class _Window:
+    """An event-time window ``[lo, hi)`` (µs; ``None``: open) and its page-level filter."""
+
+    __slots__ = ("hi", "lo")
+
+    def __init__(self, start: dt.datetime | None, end: dt.datetime | None) -> None:
+        self.lo = None if start is None else to_micros(parse_event_time(start, "start"))
+        self.hi = None if end is None else to_micros(parse_event_time(end, "end"))
+
+    @property
+    def open(self) -> bool:
+        return self.lo is None and self.hi is None
+
+    def contains(self, ts: int) -> bool:
+        return (self.lo is None or ts >= self.lo) and (self.hi is None or ts < self.hi)
+
+    def covers(self, item: dict[str, Any]) -> bool:
+        """Whether every live record of a page (projected with ``t0``, ``t1``) is inside."""
+        return self.contains(int(item["t0"]["N"])) and self.contains(int(item["t1"]["N"]))
+
+    def page_filter(self) -> tuple[str | None, dict[str, str], dict[str, Any]]:
+        """A ``FilterExpression`` keeping the pages that may hold records inside."""
+        parts: list[str] = []
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        if self.lo is not None:
+            parts.append("#t1 >= :lo")
+            names["#t1"] = "t1"
+            values[":lo"] = num(self.lo)
+        if self.hi is not None:
+            parts.append("#t0 < :hi")
+            names["#t0"] = "t0"
+            values[":hi"] = num(self.hi)
+        return (" AND ".join(parts) or None), names, values
 
 
 class DynamoDBIngestStore(CommitProtocol):
@@ -85,22 +124,24 @@ class DynamoDBIngestStore(CommitProtocol):
         self._config = config
         self._caps = caps
         self._table = config.ingest_table
+        self._keys_table = config.ingest_keys_table
         self._max_rows = caps.max_batch_rows
         self._max_bytes = caps.max_record_bytes
-        self._batch = Batcher(client, self._table, config.max_retries)
+        workers = config.batch_concurrency
+        self._batch = Batcher(client, self._table, config.max_retries, workers=workers)
+        self._key_batch = Batcher(client, self._keys_table, config.max_retries, workers=workers)
         self._lock = threading.Lock()
         self._closed = False
         self._heads: dict[str, Head] = {}
-        # the fixed part of a record item's size: pk (prefix + stream + generation), sk, t, i
-        self._fixed = len("pkskdtik") + len("r##") + GEN_CHARS + SEQ_WIDTH + 2 * 12
 
     @classmethod
     def from_config(cls, config: DynamoDBConfig) -> DynamoDBIngestStore:
-        """Connect, and create the table if needed (``create_tables``)."""
+        """Connect, and create the two tables if needed (``create_tables``)."""
         from strataml_dynamodb import INGEST_CAPS
 
         client = make_client(config)
         ensure_table(client, config, config.ingest_table, KEY_SCHEMA)
+        ensure_table(client, config, config.ingest_keys_table, KEY_SCHEMA)
         return cls(client, config, INGEST_CAPS)
 
     @property
@@ -115,7 +156,13 @@ class DynamoDBIngestStore(CommitProtocol):
 
     @property
     def table(self) -> str:
+        """The table of heads, registry and pages."""
         return self._table
+
+    @property
+    def keys_table(self) -> str:
+        """The table of idempotency keys."""
+        return self._keys_table
 
     def __repr__(self) -> str:
         where = self._config.endpoint_url or f"region {self._config.region}"
@@ -137,11 +184,10 @@ class DynamoDBIngestStore(CommitProtocol):
         time_field: str | None,
         now_us: int,
         single: bool,
-    ) -> list[Row]:
+    ) -> list[PageRow]:
         """Validate every record completely (nothing is written yet); name the failing one."""
-        rows: list[Row] = []
+        rows: list[PageRow] = []
         max_bytes = self._max_bytes
-        fixed = self._fixed
         for i, rec in enumerate(records):
             where = "record" if single else f"records[{i}]"
             data = dumps_record(rec, where)
@@ -159,18 +205,20 @@ class DynamoDBIngestStore(CommitProtocol):
                 raise InvalidInput(f"{where}: no event-time field {time_field!r}")
             if key_field is not None:
                 key = idempotency_key(rec.get(key_field), f"{where}.{key_field}")
-            size = fixed + len(data)
+            key_json = None
             if key is not None:
                 try:
-                    size += 1 + len(key.encode("utf-8"))
-                except UnicodeEncodeError as exc:
+                    key_json = orjson.dumps(key)
+                except orjson.JSONEncodeError as exc:
                     raise InvalidInput(f"{where}: the idempotency key is not valid text") from exc
-            if size > MAX_ITEM_BYTES:
+            row = PageRow(key, ts, data, key_json)
+            if PAGE_FIXED_BYTES + row.size > MAX_ITEM_BYTES:
                 raise LimitExceeded(
-                    f"{where}: its DynamoDB item would be {size} bytes (record, idempotency key "
-                    f"and positions), over DynamoDB's {MAX_ITEM_BYTES}-byte item limit"
+                    f"{where}: its DynamoDB item would be {PAGE_FIXED_BYTES + row.size} bytes "
+                    f"(record, idempotency key and positions), over DynamoDB's "
+                    f"{MAX_ITEM_BYTES}-byte item limit"
                 )
-            rows.append(Row(key, ts, data.decode(), size))
+            rows.append(row)
         return rows
 
     def write(
@@ -183,7 +231,7 @@ class DynamoDBIngestStore(CommitProtocol):
     ) -> WriteResult:
         """Append one record; with ``key``, a record with the same key already in the stream
         makes this a no-op counted as a duplicate. One ``TransactWriteItems`` (after reading
-        the head and, with a key, checking it).
+        the head, unless cached, and, with a key, checking it).
 
         Errors: :class:`~strataml.errors.InvalidInput` (bad stream name, record, key or event
         time), :class:`~strataml.errors.LimitExceeded` (record over the limits),
@@ -223,12 +271,12 @@ class DynamoDBIngestStore(CommitProtocol):
         )
         return self._write(stream, rows, now_us)
 
-    def _write(self, stream: str, rows: list[Row], now_us: int) -> WriteResult:
+    def _write(self, stream: str, rows: list[PageRow], now_us: int) -> WriteResult:
         self._check_open()
         if not rows:
             return WriteResult()
         seen: set[str] = set()
-        unique: list[Row] = []
+        unique: list[PageRow] = []
         for row in rows:  # duplicate keys inside the batch: the first wins
             if row.key is not None:
                 if row.key in seen:
@@ -255,7 +303,7 @@ class DynamoDBIngestStore(CommitProtocol):
                     self._break_lease(stream, head)
                 head, fresh = self._read_head(stream), True
                 continue
-            taken = self._existing_keys(stream, head, [r.key for r in unique if r.key])
+            taken = self._existing_keys(stream, head, [r.key for r in unique if r.key is not None])
             new = [r for r in unique if r.key is None or r.key not in taken]
             result = WriteResult(written=len(new), duplicates=len(rows) - len(new))
             if not new:
@@ -282,50 +330,69 @@ class DynamoDBIngestStore(CommitProtocol):
             self._heads[stream] = committed
             return result
 
-    def _window(
-        self, start: dt.datetime | None, end: dt.datetime | None
-    ) -> tuple[str | None, dict[str, Any]]:
-        lo = None if start is None else to_micros(parse_event_time(start, "start"))
-        hi = None if end is None else to_micros(parse_event_time(end, "end"))
-        parts: list[str] = []
-        values: dict[str, Any] = {}
-        if lo is not None:
-            parts.append("#t >= :lo")
-            values[":lo"] = num(lo)
-        if hi is not None:
-            parts.append("#t < :hi")
-            values[":hi"] = num(hi)
-        return (" AND ".join(parts) or None), values
-
-    def _segment_query(
+    def _pages_query(
         self,
         stream: str,
         head: Head,
         first: int,
         last: int,
-        window: str | None,
-        values: dict[str, Any],
+        window: _Window | None = None,
+        projection: str | None = None,
+        names: dict[str, str] | None = None,
         **extra: Any,
     ) -> dict[str, Any]:
+        """A ``Query`` of the pages starting in ``[first, last]`` (strongly consistent), those
+        that may hold records in ``window`` only."""
+        values: dict[str, Any] = {
+            ":p": {"S": records_pk(stream, head.gen)},
+            ":a": {"S": pad_seq(first)},
+            ":b": {"S": pad_seq(last)},
+        }
+        all_names = dict(names or {})
         kwargs: dict[str, Any] = {
             "TableName": self._table,
             "KeyConditionExpression": "pk = :p AND sk BETWEEN :a AND :b",
-            "ExpressionAttributeValues": {
-                ":p": {"S": records_pk(stream, head.gen)},
-                ":a": {"S": pad_seq(first)},
-                ":b": {"S": pad_seq(last)},
-                **values,
-            },
             "ConsistentRead": True,
             **extra,
         }
         if window is not None:
-            kwargs["FilterExpression"] = window
-            kwargs["ExpressionAttributeNames"] = {
-                **kwargs.get("ExpressionAttributeNames", {}),
-                "#t": "t",
-            }
+            condition, filter_names, filter_values = window.page_filter()
+            if condition is not None:
+                kwargs["FilterExpression"] = condition
+                all_names.update(filter_names)
+                values.update(filter_values)
+        if projection is not None:
+            kwargs["ProjectionExpression"] = projection
+        if all_names:
+            kwargs["ExpressionAttributeNames"] = all_names
+        kwargs["ExpressionAttributeValues"] = values
         return kwargs
+
+    def _page_holding(self, stream: str, head: Head, seq: int, what: str) -> int:
+        """The start of the page holding position ``seq`` (``seq`` itself if none does): the
+        last page starting at or before it, if it reaches that far."""
+        out = self._query_once(
+            what,
+            TableName=self._table,
+            KeyConditionExpression="pk = :p AND sk <= :a",
+            ExpressionAttributeValues={
+                ":p": {"S": records_pk(stream, head.gen)},
+                ":a": {"S": pad_seq(seq)},
+            },
+            ProjectionExpression="sk, #e",
+            ExpressionAttributeNames={"#e": "e"},
+            ScanIndexForward=False,
+            Limit=1,
+            ConsistentRead=True,
+        )
+        for item in out.get("Items", []):
+            if int(item["e"]["N"]) > seq:
+                return int(item["sk"]["S"])
+        return seq
+
+    def _query_once(self, what: str, **kwargs: Any) -> dict[str, Any]:
+        page: dict[str, Any] = next(query_pages(self._client, what, **kwargs))
+        return page
 
     def read(
         self,
@@ -337,7 +404,8 @@ class DynamoDBIngestStore(CommitProtocol):
         limit: int = 1000,
     ) -> ReadPage:
         """Records committed after cursor ``after`` whose event time is in ``[start, end)``,
-        in commit order, at most ``limit`` (strongly consistent queries). ``has_more`` says
+        in commit order, at most ``limit`` (strongly consistent queries of the pages; pages
+        without records in the window are filtered out by DynamoDB). ``has_more`` says
         whether more such records exist now; ``cursor`` is the last record's (or ``after``).
 
         Errors: :class:`~strataml.errors.NotFound` (unknown stream),
@@ -345,24 +413,41 @@ class DynamoDBIngestStore(CommitProtocol):
         """
         check_name("stream", stream)
         seq = seq_cursor(after)
-        window, values = self._window(start, end)
+        window = _Window(start, end)
         limit = page_limit(limit)
         head = self._live_head(stream)
         records: list[IngestedRecord] = []
         has_more = False
         what = f"reading stream {stream!r}"
         for first, last in visible_segments(seq, head.c, head.holes):
+            # the cursor may point into a page: start at that page (a page lies in one batch,
+            # so it is visible whole or not at all)
+            lo = self._page_holding(stream, head, first, what) if first == seq + 1 > 1 else first
             want = limit + 1 - len(records)
-            page_size = want if window is None else max(want, 100)
-            kwargs = self._segment_query(
-                stream, head, first, last, window, values, Limit=min(page_size, 10_000)
+            kwargs = self._pages_query(
+                stream, head, lo, last, window, Limit=min(want, _QUERY_PAGES)
             )
             for page in query_pages(self._client, what, **kwargs):
                 for item in page.get("Items", []):
-                    if len(records) == limit:
-                        has_more = True
+                    ingested = from_micros(int(item["i"]["N"]))
+                    for pos, ts, key, data in slots(item):
+                        if pos < first or not window.contains(ts):
+                            continue
+                        if len(records) == limit:
+                            has_more = True
+                            break
+                        records.append(
+                            IngestedRecord.model_construct(
+                                stream=stream,
+                                seq=pos,
+                                key=key,
+                                ts=from_micros(ts),
+                                ingested_at=ingested,
+                                data=data,
+                            )
+                        )
+                    if has_more:
                         break
-                    records.append(self._record(stream, item))
                 if has_more:
                     break
             if has_more:
@@ -370,42 +455,43 @@ class DynamoDBIngestStore(CommitProtocol):
         cursor = str(records[-1].seq) if records else after
         return ReadPage(records=records, cursor=cursor, has_more=has_more)
 
-    @staticmethod
-    def _record(stream: str, item: dict[str, Any]) -> IngestedRecord:
-        key = item.get("k")
-        return IngestedRecord.model_construct(
-            stream=stream,
-            seq=int(item["sk"]["S"]),
-            key=key["S"] if key is not None else None,
-            ts=from_micros(int(item["t"]["N"])),
-            ingested_at=from_micros(int(item["i"]["N"])),
-            data=loads(item["d"]["S"]),
-        )
-
     def count(
         self, stream: str, *, start: dt.datetime | None = None, end: dt.datetime | None = None
     ) -> int:
-        """Number of records, optionally with event time in ``[start, end)`` (a ``COUNT``
-        query over the committed positions).
+        """Number of records, optionally with event time in ``[start, end)``: a query of the
+        visible pages projected to their record counts (and, with a window, the event times
+        of the pages it cuts through).
 
         Errors: :class:`~strataml.errors.NotFound` (unknown stream).
         """
         check_name("stream", stream)
-        window, values = self._window(start, end)
+        window = _Window(start, end)
         head = self._live_head(stream)
         total = 0
         what = f"counting stream {stream!r}"
+        if window.open:
+            projection, names = "#m", {"#m": "m"}
+        else:
+            projection = "#m, #t0, #t1, #t"
+            names = {"#m": "m", "#t0": "t0", "#t1": "t1", "#t": "t"}
         for first, last in visible_segments(0, head.c, head.holes):
-            kwargs = self._segment_query(stream, head, first, last, window, values, Select="COUNT")
+            kwargs = self._pages_query(stream, head, first, last, window, projection, names)
             for page in query_pages(self._client, what, **kwargs):
-                total += int(page.get("Count", 0))
+                for item in page.get("Items", []):
+                    if window.open or window.covers(item):
+                        total += int(item["m"]["N"])
+                    else:
+                        times: list[int | None] = orjson.loads(item["t"]["S"])
+                        total += sum(1 for t in times if t is not None and window.contains(t))
         return total
 
     # -------------------------------------------------------------------------- retention
     def delete_before(self, stream: str, before: dt.datetime) -> int:
         """Delete the stream's records whose event time is before ``before``; return how many.
-        Their idempotency keys are forgotten first, then the records deleted (``BatchWriteItem``);
-        the stream and every cursor stay valid.
+        Their idempotency keys are forgotten first (``BatchWriteItem``); then pages left
+        without records are deleted, and the others rewritten without them (a conditional
+        put: concurrent retention of the same page is retried). The stream and every cursor
+        stay valid.
 
         Errors: :class:`~strataml.errors.NotFound` (unknown stream).
         """
@@ -413,29 +499,73 @@ class DynamoDBIngestStore(CommitProtocol):
         cutoff = to_micros(parse_event_time(before, "before"))
         head = self._live_head(stream)
         what = f"deleting from stream {stream!r}"
-        doomed: list[dict[str, Any]] = []
-        keys: list[dict[str, Any]] = []
         kpk = {"S": keys_pk(stream, head.gen)}
+        window = _Window(None, from_micros(cutoff))
+        doomed: list[dict[str, Any]] = []
+        partial: list[dict[str, Any]] = []
+        keys: list[dict[str, Any]] = []
+        deleted = 0
         for first, last in visible_segments(0, head.c, head.holes):
-            kwargs = self._segment_query(
-                stream,
-                head,
-                first,
-                last,
-                "#t < :cut",
-                {":cut": num(cutoff)},
-                ProjectionExpression="pk, sk, #k",
-                ExpressionAttributeNames={"#k": "k"},
-            )
+            kwargs = self._pages_query(stream, head, first, last, window)
             for page in query_pages(self._client, what, **kwargs):
                 for item in page.get("Items", []):
-                    doomed.append({"DeleteRequest": {"Key": {"pk": item["pk"], "sk": item["sk"]}}})
-                    if "k" in item:
-                        slot = {"S": key_slot(item["k"]["S"])}
-                        keys.append({"DeleteRequest": {"Key": {"pk": kpk, "sk": slot}}})
-        self._batch.write(keys, what)
+                    gone = [s for s in slots(item) if s[1] < cutoff]
+                    if not gone:
+                        continue
+                    for _, _, key, _ in gone:
+                        if key is not None:
+                            slot = {"S": key_slot(key)}
+                            keys.append({"DeleteRequest": {"Key": {"pk": kpk, "sk": slot}}})
+                    if len(gone) == int(item["m"]["N"]):
+                        doomed.append(
+                            {"DeleteRequest": {"Key": {"pk": item["pk"], "sk": item["sk"]}}}
+                        )
+                        deleted += len(gone)
+                    else:
+                        partial.append(item)
+        self._key_batch.write(keys, what)
         self._batch.write(doomed, what)
-        return len(doomed)
+        for item in partial:
+            deleted += self._prune_page(item, cutoff, what)
+        return deleted
+
+    def _prune_page(self, item: dict[str, Any], cutoff: int, what: str) -> int:
+        """Rewrite a page without its records older than ``cutoff``, or delete it if none is
+        left (conditional on its live count, which every change lowers); return how many
+        records this removed."""
+        for _ in range(_REWRITE_TRIES):
+            first = page_start(item)
+            gone = [pos - first for pos, ts, _, _ in slots(item) if ts < cutoff]
+            if not gone:
+                return 0
+            live = int(item["m"]["N"])
+            condition: dict[str, Any] = {
+                "TableName": self._table,
+                "ConditionExpression": "#m = :m0",
+                "ExpressionAttributeNames": {"#m": "m"},
+                "ExpressionAttributeValues": {":m0": num(live)},
+            }
+            try:
+                if len(gone) == live:
+                    self._client.delete_item(Key={"pk": item["pk"], "sk": item["sk"]}, **condition)
+                else:
+                    self._client.put_item(Item=pruned(item, gone), **condition)
+                return len(gone)
+            except DRIVER_ERRORS as exc:
+                if error_code(exc) != "ConditionalCheckFailedException":
+                    self._fail(exc, what)
+            try:  # changed meanwhile (by concurrent retention): read it again
+                got = self._client.get_item(
+                    TableName=self._table,
+                    Key={"pk": item["pk"], "sk": item["sk"]},
+                    ConsistentRead=True,
+                )
+            except DRIVER_ERRORS as exc:
+                self._fail(exc, what)
+            if "Item" not in got:
+                return 0
+            item = got["Item"]
+        raise Unavailable(f"{what}: a page kept changing under concurrent retention; retry")
 
     def streams(self) -> list[str]:
         """Names of the existing streams, sorted (one query of the registry)."""
@@ -485,25 +615,59 @@ class DynamoDBIngestStore(CommitProtocol):
                 self._transact(actions, what)
             except Retry:
                 continue
-            self._purge(records_pk(stream, head.gen), what)
-            self._purge(keys_pk(stream, head.gen), what)
+            self._purge(stream, head.gen, what)
             return
         raise Unavailable(f"{what}: the stream kept changing; retry")
 
-    def _purge(self, pk: str, what: str) -> None:
-        """Delete every item of partition ``pk``."""
-        doomed: list[dict[str, Any]] = []
+    def _purge(self, stream: str, gen: str, what: str) -> None:
+        """Delete generation ``gen`` of a dropped stream: the key items named by its pages
+        (every key item is written after the page holding its key), then the pages; then any
+        key item left (e.g. by an earlier purge that was interrupted)."""
+        pages: list[dict[str, Any]] = []
+        kpk = {"S": keys_pk(stream, gen)}
+        slots_: set[str] = set()
         for page in query_pages(
             self._client,
             what,
             TableName=self._table,
+            KeyConditionExpression="pk = :p",
+            ExpressionAttributeValues={":p": {"S": records_pk(stream, gen)}},
+            ProjectionExpression="pk, sk, #k",
+            ExpressionAttributeNames={"#k": "k"},
+            ConsistentRead=True,
+        ):
+            for item in page.get("Items", []):
+                pages.append({"DeleteRequest": {"Key": {"pk": item["pk"], "sk": item["sk"]}}})
+                slots_.update(key_slot(k) for k in page_keys(item) if k is not None)
+        keys = [{"DeleteRequest": {"Key": {"pk": kpk, "sk": {"S": s}}}} for s in sorted(slots_)]
+        self._key_batch.write(keys, what)
+        self._batch.write(pages, what)
+        leftover = self._query_once(
+            what,
+            TableName=self._keys_table,
+            KeyConditionExpression="pk = :p",
+            ExpressionAttributeValues={":p": kpk},
+            ProjectionExpression="pk, sk",
+            Limit=1,
+            ConsistentRead=True,
+        )
+        if leftover.get("Items") or leftover.get("LastEvaluatedKey"):
+            self._purge_partition(self._key_batch, kpk["S"], what)
+
+    def _purge_partition(self, batch: Batcher, pk: str, what: str) -> None:
+        """Delete every item of partition ``pk`` of ``batch``'s table."""
+        doomed: list[dict[str, Any]] = []
+        for page in query_pages(
+            self._client,
+            what,
+            TableName=batch.table,
             KeyConditionExpression="pk = :p",
             ExpressionAttributeValues={":p": {"S": pk}},
             ProjectionExpression="pk, sk",
             ConsistentRead=True,
         ):
             doomed.extend({"DeleteRequest": {"Key": item}} for item in page.get("Items", []))
-        self._batch.write(doomed, what)
+        batch.write(doomed, what)
 
     # ---------------------------------------------------------------------------- closing
     def close(self) -> None:

@@ -1,7 +1,7 @@
-"""Item layout of the two tables: how strataml names, positions and keys become DynamoDB keys.
+"""Item layout of the tables: how strataml names, positions and keys become DynamoDB keys.
 
-Ingest table ``<prefix>ingest`` (``pk`` S, ``sk`` S)
-====================================================
+Ingest tables ``<prefix>ingest`` and ``<prefix>ingest_keys`` (both ``pk`` S, ``sk`` S)
+======================================================================================
 =====================  ===============  ==================================================
 pk                     sk               item
 =====================  ===============  ==================================================
@@ -9,15 +9,21 @@ pk                     sk               item
 ``s#<stream>``         ``#``            the stream's head: generation ``g``, ``live``, next
                                         position ``n``, visible bound ``c``, holes ``h``,
                                         write lease ``lo`` / ``lu``
-``r#<stream>#<g>``     19-digit seq     one record: event time ``t`` and ingestion time
-                                        ``i`` (µs), JSON ``d``, idempotency key ``k``
-``k#<stream>#<g>``     key slot         an idempotency key: the ``s`` (seq) of its record
+``r#<stream>#<g>``     19-digit seq     a *page*: consecutive records of one batch, from
+                                        this position on (:mod:`strataml_dynamodb.pages`)
+=====================  ===============  ==================================================
+
+``<prefix>ingest_keys`` holds one item per idempotency key (a table of their own, so queries
+of the pages never touch them):
+
+=====================  ===============  ==================================================
+``k#<stream>#<g>``     key slot         the position ``s`` of the key's record
 =====================  ===============  ==================================================
 
 Stream names (letters, digits, ``_``, ``-``) never contain ``#``, so keys cannot collide. The
 zero-padded seq makes string order numeric order. A key slot is ``=`` + the key (keys of at
 most 512 UTF-8 bytes) or ``#`` + its SHA-256 (longer ones: sort keys hold 1024 bytes at most);
-the record holds the full key, which is what a duplicate check compares.
+the page holds the full key.
 
 Online table ``<prefix>online`` (``pk`` B, TTL attribute ``x``)
 ===============================================================
