@@ -29,11 +29,12 @@ text absence lives in ``has`` too.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from strataml.filters import FieldType
 from strataml.models import Hit, Metric, VectorRecord, score_from_bm25, score_from_distance
+from strataml.vectors.batch import stored_records
 from strataml_milvus.names import decode_key
 
 __all__ = [
@@ -148,6 +149,21 @@ def record_from_row(
         }
     )
     return record
+
+
+def records_from_rows(
+    rows: Sequence[Mapping[str, Any]],
+    fields: Mapping[str, FieldType],
+    temporal: frozenset[str],
+    vectors: bool,
+) -> list[VectorRecord]:
+    """:func:`record_from_row` of a page of scanned rows, built without validating again
+    (:func:`strataml.vectors.batch.stored_records`): the rows were validated when written."""
+    keys = [decode_key(str(row["pk"])) for row in rows]
+    texts = [row.get("text") if (row.get("has") or {}).get(TEXT_FLAG) else None for row in rows]
+    metas = [_decode(row.get("meta") or {}, temporal, fields) for row in rows]
+    vecs = [_vector(row.get("vector")) for row in rows] if vectors else None
+    return stored_records([k[1] for k in keys], texts, metas, [k[0] for k in keys], vecs)
 
 
 def hit_from_result(

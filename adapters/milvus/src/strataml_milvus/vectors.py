@@ -82,7 +82,7 @@ from strataml_milvus.catalog import (
     check_dim,
     describe_info,
 )
-from strataml_milvus.codec import hit_from_result, record_from_row
+from strataml_milvus.codec import hit_from_result, record_from_row, records_from_rows
 from strataml_milvus.config import MilvusConfig
 from strataml_milvus.directory import Directory
 from strataml_milvus.errors import is_unimplemented, milvus_call, translate
@@ -783,7 +783,7 @@ class MilvusVectorStore:
                     rows = iterator.next()
                 if not rows:
                     return
-                yield [self._record(meta, row, include_vectors) for row in rows]
+                yield records_from_rows(rows, meta.fields, meta.temporal, include_vectors)
         finally:
             try:
                 iterator.close()
