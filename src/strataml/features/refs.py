@@ -216,15 +216,18 @@ def compute_window(
     start: Any, end: Any, batch_size: Any
 ) -> tuple[dt.datetime | None, dt.datetime | None]:
     """The checked arguments of a feature store's ``compute``: ``[start, end)`` as naive UTC
-    (naive datetimes are UTC already) and a positive integer ``batch_size``.
-    :class:`InvalidInput` otherwise, or when ``start`` is after ``end``."""
+    (naive datetimes are UTC already; a date means its midnight UTC) and a positive integer
+    ``batch_size``. :class:`InvalidInput` otherwise, or when ``start`` is after ``end``."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InvalidInput(f"batch_size must be a positive integer, not {batch_size!r}")
     bounds: list[dt.datetime | None] = []
     for label, value in (("start", start), ("end", end)):
-        if value is not None and not isinstance(value, dt.datetime):
+        if value is None or isinstance(value, dt.datetime):
+            bounds.append(None if value is None else to_utc_naive(value))
+        elif isinstance(value, dt.date):
+            bounds.append(dt.datetime(value.year, value.month, value.day))
+        else:
             raise InvalidInput(f"{label} must be a datetime, not {type(value).__name__}")
-        bounds.append(None if value is None else to_utc_naive(value))
     lo, hi = bounds
     if lo is not None and hi is not None and lo > hi:
         raise InvalidInput(f"start ({lo}) is after end ({hi})")

@@ -37,13 +37,13 @@ from typing import Any, Literal
 
 import pyarrow as pa
 
-from strataml._time import to_utc_naive
 from strataml.capabilities import Capabilities
 from strataml.errors import InvalidInput, NotFound, SchemaError, StrataError, Unavailable
-from strataml.features.evolution import additive_change, evolve, refused
+from strataml.features.evolution import definition_for_compute, evolve, refused
 from strataml.features.loading import INTERNAL_PREFIX, prepare_load
 from strataml.features.refs import (
     check_view_ref,
+    compute_window,
     plan_features,
     prepare_labels,
     resolve_view,
@@ -133,16 +133,6 @@ def _micro(schema: pa.Schema) -> bool:
     """Read timestamps at microseconds unless the target needs nanoseconds (Snowflake's
     default TIMESTAMP(9) would otherwise fail for dates outside 1677..2262)."""
     return not any(pa.types.is_timestamp(f.type) and f.type.unit == "ns" for f in schema)
-
-
-def _checked_time(value: Any, what: str) -> dt.datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, dt.datetime):
-        return to_utc_naive(value)
-    if isinstance(value, dt.date):
-        return dt.datetime(value.year, value.month, value.day)
-    raise InvalidInput(f"{what} must be a datetime (or date), not {type(value).__name__}")
 
 
 class SnowflakeFeatureStore:
@@ -567,28 +557,15 @@ class SnowflakeFeatureStore:
     def _for_compute(self, s: Session, view: str | FeatureView) -> Bound:
         """A name means its latest version; a definition must match its registered one (or be
         an older definition of a version evolved since), or is computed unregistered."""
-        if isinstance(view, str):
-            check_view_ref(view, None)
-            return self._bind(s, self._get_view(s, view, None))
-        if not isinstance(view, FeatureView):
-            raise InvalidInput(f"expected a view name or FeatureView, not {type(view).__name__}")
-        stored = self._lookup(s, view.name, view.version)
-        if stored is not None:
-            existing, fingerprint = stored
-            if additive_change(view, existing) is not None:
-                return self._bind(s, view)  # an older definition of an evolved version
-            same = (
-                view
-                if view.features is not None
-                else view.model_copy(update={"features": existing.features})
-            )
-            if same.fingerprint != fingerprint:
-                raise SchemaError(
-                    f"feature view {view.ref} differs from the registered definition; "
-                    "register the change as a new version"
-                )
-            view = existing
-        return self._bind(s, view)
+
+        def latest(name: str) -> FeatureView:
+            check_view_ref(name, None)
+            return self._get_view(s, name, None)
+
+        def lookup(name: str, version: int) -> tuple[FeatureView, str] | None:
+            return self._lookup(s, name, version)
+
+        return self._bind(s, definition_for_compute(view, latest, lookup))
 
     def compute(
         self,
@@ -611,12 +588,7 @@ class SnowflakeFeatureStore:
         session goes back to the pool); result chunks are downloaded as the stream is read.
         Errors: :class:`NotFound`, :class:`SchemaError`, :class:`InvalidInput`.
         """
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise InvalidInput(f"batch_size must be a positive int, got {batch_size!r}")
-        lo = _checked_time(start, "start")
-        hi = _checked_time(end, "end")
-        if lo is not None and hi is not None and lo > hi:
-            raise InvalidInput(f"start ({lo}) is after end ({hi})")
+        lo, hi = compute_window(start, end, batch_size)
         if not isinstance(latest, bool):
             raise InvalidInput(f"latest must be a bool, not {latest!r}")
         with self._session("computing a feature view") as s:
