@@ -151,7 +151,12 @@ from strataml.vectors.batch import (
     resolve_mode,
     stored_records,
 )
-from strataml.vectors.columns import check_batch_size, check_fields, metadata_schema
+from strataml.vectors.columns import (
+    ARROW_TYPES,
+    check_batch_size,
+    check_fields,
+    metadata_schema,
+)
 from strataml.vectors.fusion import DEFAULT_FUSION, candidate_pool, fuse_hits
 
 __all__ = ["LanceDBVectorStore", "translate_lance_error"]
@@ -163,15 +168,8 @@ _SCHEMA_KEY: Final = b"strataml"
 _TYPE_KEY: Final = b"strataml.type"
 _FORMAT: Final = 1
 _METRICS: Final = ("cosine", "l2", "dot")
-_ARROW: Final[dict[FieldType, pa.DataType]] = {
-    FieldType.STRING: pa.string(),
-    FieldType.INT: pa.int64(),
-    FieldType.FLOAT: pa.float64(),
-    FieldType.BOOL: pa.bool_(),
-    FieldType.TIMESTAMP: pa.timestamp("us", tz="UTC"),
-    FieldType.DATE: pa.date32(),
-    FieldType.LIST: pa.string(),
-}
+#: Column types of metadata fields: the scalar ones as in ``scan_metadata``; lists as JSON text
+_ARROW: Final[dict[FieldType, pa.DataType]] = {**ARROW_TYPES, FieldType.LIST: pa.string()}
 _ID_CHUNK: Final = 4096
 #: Fold unindexed rows into the indexes and compact after this many writes / rows. Rows the
 #: indexes do not cover yet are searched exhaustively (keyword search tokenizes them on every

@@ -769,6 +769,14 @@ class MilvusVectorStore:
     ) -> Iterator[list[VectorRecord]]:
         # not ``tkey``: the record's tenant is decoded from ``pk`` (one field less per row)
         fields = [*_SCAN_OUTPUT, "vector"] if include_vectors else _SCAN_OUTPUT
+        for rows in self._pages(meta, tenant, fields, batch_size):
+            yield records_from_rows(rows, meta.fields, meta.temporal, include_vectors)
+
+    def _pages(
+        self, meta: CollectionMeta, tenant: str | None, fields: list[str], batch_size: int
+    ) -> Iterator[list[Any]]:
+        """The rows of ``meta`` (within ``tenant``), ``fields`` of each, a page at a time
+        (Milvus's query iterator; closed however the caller stops)."""
         with milvus_call(f"scanning {meta.name!r}"):
             iterator = self._client.query_iterator(
                 meta.milvus_name,
@@ -783,7 +791,7 @@ class MilvusVectorStore:
                     rows = iterator.next()
                 if not rows:
                     return
-                yield records_from_rows(rows, meta.fields, meta.temporal, include_vectors)
+                yield rows
         finally:
             try:
                 iterator.close()
@@ -812,27 +820,9 @@ class MilvusVectorStore:
     def _scan_metadata(
         self, meta: CollectionMeta, tenant: str | None, schema: pa.Schema, batch_size: int
     ) -> Iterator[pa.RecordBatch]:
-        with milvus_call(f"scanning {meta.name!r}"):
-            iterator = self._client.query_iterator(
-                meta.milvus_name,
-                batch_size=batch_size,
-                filter=self._tenant_expr(tenant) or "",
-                output_fields=["pk", "meta", "has"],
-                timeout=self._timeout,
-            )
-        try:
-            while True:
-                with milvus_call(f"scanning {meta.name!r}"):
-                    rows = iterator.next()
-                if not rows:
-                    return
-                records = [self._record(meta, row, False) for row in rows]
-                yield rows_batch([r.id for r in records], [r.metadata for r in records], schema)
-        finally:
-            try:
-                iterator.close()
-            except Exception:  # noqa: BLE001 - closing must not mask the scan's outcome
-                pass
+        for rows in self._pages(meta, tenant, ["pk", "meta", "has"], batch_size):
+            records = records_from_rows(rows, meta.fields, meta.temporal, False)
+            yield rows_batch([r.id for r in records], [r.metadata for r in records], schema)
 
     # ----------------------------------------------------------------------------- aliases
     def set_alias(self, alias: str, collection: str) -> None:

@@ -997,18 +997,7 @@ class PgVectorStore:
         self, meta: CollectionMeta, tenant: str, include_vectors: bool, batch_size: int
     ) -> Iterator[list[VectorRecord]]:
         cols = _COLS + (", embedding" if include_vectors else "")
-        query = (
-            f"SELECT {cols} FROM {meta.qualified} WHERE tenant = %s AND id > %s "
-            "ORDER BY id LIMIT %s"
-        )
-        params: list[Any] = [tenant, "", batch_size]  # ids are non-empty: all sort after ''
-        while True:
-            rows = self._read(
-                f"scanning {meta.name!r}",
-                lambda conn: conn.cursor(binary=True).execute(query, params).fetchall(),
-            )
-            if not rows:
-                return
+        for rows in self._keyset_pages(meta, cols, [], tenant, batch_size):
             # stored rows were validated when written: no second validation per row
             yield stored_records(
                 [row[0] for row in rows],
@@ -1017,9 +1006,35 @@ class PgVectorStore:
                 [row[1] for row in rows] if meta.multi_tenant else None,
                 [load_vector(row[4]) for row in rows] if include_vectors else None,
             )
+
+    def _keyset_pages(
+        self,
+        meta: CollectionMeta,
+        select: str,
+        select_params: list[Any],
+        tenant: str,
+        batch_size: int,
+    ) -> Iterator[list[Any]]:
+        """The rows of ``tenant`` in id order, ``batch_size`` at a time (keyset pagination on
+        ``id``); ``select`` is the column list, its first column the id, with its own bound
+        ``select_params``."""
+        query = (
+            f"SELECT {select} FROM {meta.qualified} WHERE tenant = %s AND id > %s "
+            "ORDER BY id LIMIT %s"
+        )
+        params: list[Any] = [*select_params, tenant, "", batch_size]  # ids are non-empty: > ''
+        after = len(select_params) + 1
+        while True:
+            rows = self._read(
+                f"scanning {meta.name!r}",
+                lambda conn: conn.cursor(binary=True).execute(query, params).fetchall(),
+            )
+            if not rows:
+                return
+            yield rows
             if len(rows) < batch_size:
                 return
-            params[1] = rows[-1][0]
+            params[after] = rows[-1][0]
 
     def scan_metadata(
         self,
@@ -1057,23 +1072,9 @@ class PgVectorStore:
             exprs.append("NULL" if cast is None else f"(metadata ->> %s)::{cast}")
             if cast is not None:
                 names.append(name)  # the field names are parameters, never SQL text
-        query = (
-            f"SELECT {', '.join(exprs)} FROM {meta.qualified} WHERE tenant = %s AND id > %s "
-            "ORDER BY id LIMIT %s"
-        )
-        params: list[Any] = [*names, tenant, "", batch_size]  # ids are non-empty: > ''
-        while True:
-            rows = self._read(
-                f"scanning {meta.name!r}",
-                lambda conn: conn.cursor(binary=True).execute(query, params).fetchall(),
-            )
-            if not rows:
-                return
+        for rows in self._keyset_pages(meta, ", ".join(exprs), names, tenant, batch_size):
             columns = list(zip(*rows, strict=True))
             yield columns_batch(columns[0], columns[1:], schema)
-            if len(rows) < batch_size:
-                return
-            params[-2] = rows[-1][0]
 
     # ------------------------------------------------------------------------------- health
     def stats(self, name: str) -> CollectionStats:
