@@ -93,7 +93,7 @@ class ViewMeta:
         if not ok:
             raise self._bad_entity(entity)
         try:
-            return self.head + hexlify(codec.encode_key(values)) + b"}"
+            return KeyLayout.row_key(self.head, codec.encode_key(values))
         except InvalidInput as exc:
             raise InvalidInput(f"view {self.name!r}: {exc}") from exc
         except (TypeError, OverflowError, ValueError) as exc:  # ints beyond 64 bits

@@ -16,7 +16,6 @@ naming the row, before anything is sent.
 
 from __future__ import annotations
 
-from binascii import hexlify
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,6 +26,7 @@ import pyarrow.compute as pc
 from strataml import codec
 from strataml.errors import InvalidInput, LimitExceeded
 from strataml.online_rows import Batch, py_values
+from strataml_redis.keys import KeyLayout
 
 __all__ = ["EXPIRED", "EncodedWrite", "encode_write"]
 
@@ -87,11 +87,12 @@ def expire_at_ms(expiry_us: int) -> int:
 # --------------------------------------------------------------------------------- pieces
 def _keys(batch: Batch, head: bytes, where: str) -> list[bytes]:
     encode_key = codec.encode_key
+    row_key = KeyLayout.row_key
     out: list[bytes] = []
     append = out.append
     try:
         for values in zip(*batch.key_columns, strict=True):
-            append(head + hexlify(encode_key(values)) + b"}")
+            append(row_key(head, encode_key(values)))
     except InvalidInput as exc:
         raise InvalidInput(f"{where}: row {len(out)}: {exc}") from exc
     except (TypeError, OverflowError, ValueError) as exc:
