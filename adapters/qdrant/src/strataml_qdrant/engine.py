@@ -653,17 +653,13 @@ class QdrantEngine:
         include_vectors: bool,
     ) -> Ops[tuple[list[VectorRecord], Any]]:
         """One page of a scan (``scroll`` in point-id order) and the next offset."""
-        points, nxt = yield Call(
-            "scroll",
-            {
-                "collection_name": st.addressed,
-                "scroll_filter": None if flt is True else flt,
-                "limit": batch_size,
-                "offset": offset,
-                "with_payload": True,
-                "with_vectors": [DENSE] if include_vectors else False,
-            },
-            f"scanning {st.name!r}",
+        points, nxt = yield from self._scan_scroll(
+            st,
+            flt,
+            offset,
+            batch_size,
+            with_payload=True,
+            with_vectors=[DENSE] if include_vectors else False,
         )
         recs = [record_from(p, fields=st.fields, include_vectors=include_vectors) for p in points]
         return recs, nxt
@@ -688,17 +684,8 @@ class QdrantEngine:
     ) -> Ops[tuple[pa.RecordBatch | None, Any]]:
         """One page of a column-wise scan (``scroll`` reading only the id and metadata of the
         payload, no vectors or text) and the next offset."""
-        points, nxt = yield Call(
-            "scroll",
-            {
-                "collection_name": st.addressed,
-                "scroll_filter": None if flt is True else flt,
-                "limit": batch_size,
-                "offset": offset,
-                "with_payload": [ID_KEY, META_KEY],
-                "with_vectors": False,
-            },
-            f"scanning {st.name!r}",
+        points, nxt = yield from self._scan_scroll(
+            st, flt, offset, batch_size, with_payload=[ID_KEY, META_KEY], with_vectors=False
         )
         if not points:
             return None, nxt
@@ -706,6 +693,34 @@ class QdrantEngine:
         ids = [str(pl.get(ID_KEY, p.id)) for pl, p in zip(payloads, points, strict=True)]
         metas = [decode_metadata(pl.get(META_KEY), st.fields) for pl in payloads]
         return rows_batch(ids, metas, schema), nxt
+
+    def _scan_scroll(
+        self,
+        st: CollectionState,
+        flt: Compiled,
+        offset: Any,
+        limit: int,
+        *,
+        with_payload: bool | list[str],
+        with_vectors: bool | list[str],
+    ) -> Ops[tuple[list[Any], Any]]:
+        """One ``scroll`` page of a scan of ``st`` under ``flt`` (``True``: no filter): the
+        points read with ``with_payload`` and ``with_vectors``, and the next offset (``None``
+        after the last page). A failed call is thrown back here as a strataml error (chained
+        to the driver's) by the store that runs the operation."""
+        points, nxt = yield Call(
+            "scroll",
+            {
+                "collection_name": st.addressed,
+                "scroll_filter": None if flt is True else flt,
+                "limit": limit,
+                "offset": offset,
+                "with_payload": with_payload,
+                "with_vectors": with_vectors,
+            },
+            f"scanning {st.name!r}",
+        )
+        return points, nxt
 
     # ---------------------------------------------------------------------------- search
     def search(
