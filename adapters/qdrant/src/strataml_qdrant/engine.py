@@ -638,8 +638,7 @@ class QdrantEngine:
         self, name: str, tenant: str | None, batch_size: int
     ) -> Ops[tuple[CollectionState, Compiled]]:
         """Validate a scan: the shape and the tenant filter of its pages."""
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise InvalidInput(f"batch_size must be a positive integer, got {batch_size!r}")
+        check_batch_size(batch_size)
         st = yield from self.state(name)
         tenant = check_tenant(st.multi_tenant, tenant, name)
         return st, with_tenant(True, tenant)
