@@ -35,7 +35,9 @@ def docs_of(helpers: Any, n: int, words: int = 60, start: int = 0) -> list[dict[
 
 
 # ----------------------------------------------------------------------------------- basics
-def test_first_refresh_writes_every_chunk_with_bookkeeping(store: Any, lsa: Any, helpers: Any):
+def test_first_refresh_writes_every_chunk_with_bookkeeping(
+    store: Any, lsa: Any, helpers: Any
+) -> None:
     docs = docs_of(helpers, 6)
     rep = refresh(store, "kb", docs, lsa, chunker=SMALL)
     expected = {c.id: c for d in docs for c in SMALL.chunk(d["id"], d["text"])}
@@ -61,7 +63,7 @@ def test_first_refresh_writes_every_chunk_with_bookkeeping(store: Any, lsa: Any,
 
 def test_second_run_on_unchanged_input_embeds_and_writes_nothing(
     store: Any, lsa: Any, helpers: Any
-):
+) -> None:
     docs = docs_of(helpers, 5)
     refresh(store, "kb", docs, lsa, chunker=SMALL)
     before = helpers.snapshot(store, "kb")
@@ -74,7 +76,7 @@ def test_second_run_on_unchanged_input_embeds_and_writes_nothing(
     assert helpers.snapshot(store, "kb") == before
 
 
-def test_changes_embed_only_changed_documents(store: Any, lsa: Any, helpers: Any):
+def test_changes_embed_only_changed_documents(store: Any, lsa: Any, helpers: Any) -> None:
     docs = docs_of(helpers, 6)
     refresh(store, "kb", docs, lsa, chunker=SMALL)
     before = helpers.snapshot(store, "kb")
@@ -105,7 +107,7 @@ def test_changes_embed_only_changed_documents(store: Any, lsa: Any, helpers: Any
     assert again.unchanged == len(docs) and not again.changed
 
 
-def test_changing_the_chunker_re_embeds_everything(lance: Any, lsa: Any, helpers: Any):
+def test_changing_the_chunker_re_embeds_everything(lance: Any, lsa: Any, helpers: Any) -> None:
     docs = docs_of(helpers, 3)
     refresh(lance, "kb", docs, lsa, chunker=SMALL)
     rep = refresh(lance, "kb", docs, lsa, chunker=Chunker(size=80, overlap=10))
@@ -116,7 +118,7 @@ def test_changing_the_chunker_re_embeds_everything(lance: Any, lsa: Any, helpers
     }
 
 
-def test_token_chunker_and_dry_run(lance: Any, lsa: Any, helpers: Any):
+def test_token_chunker_and_dry_run(lance: Any, lsa: Any, helpers: Any) -> None:
     docs = docs_of(helpers, 3)
     tokens = Chunker(size=16, overlap=4, unit="tokens")
     plan = refresh(lance, "kb", docs, lsa, chunker=tokens, dry_run=True)
@@ -128,7 +130,7 @@ def test_token_chunker_and_dry_run(lance: Any, lsa: Any, helpers: Any):
     assert all(len(t.split()) <= 16 for t, _ in helpers.snapshot(lance, "kb").values())
 
 
-def test_progress_is_reported(lance: Any, lsa: Any, helpers: Any):
+def test_progress_is_reported(lance: Any, lsa: Any, helpers: Any) -> None:
     seen: list[tuple[str, int, int | None]] = []
     refresh(
         lance,
@@ -146,7 +148,7 @@ def test_progress_is_reported(lance: Any, lsa: Any, helpers: Any):
 
 
 # ------------------------------------------------------------------------------------ batches
-def test_writes_respect_batch_rows_and_bytes(lance: Any, lsa: Any, helpers: Any):
+def test_writes_respect_batch_rows_and_bytes(lance: Any, lsa: Any, helpers: Any) -> None:
     docs = docs_of(helpers, 8)
     spy = helpers.recording(lance)
     rep = refresh(spy, "kb", docs, lsa, chunker=SMALL, batch_rows=5)
@@ -156,7 +158,7 @@ def test_writes_respect_batch_rows_and_bytes(lance: Any, lsa: Any, helpers: Any)
     assert max(spy2.upserts) <= 3 and len(spy2.upserts) > 3
 
 
-def test_writes_respect_the_store_capabilities(lance: Any, lsa: Any, helpers: Any):
+def test_writes_respect_the_store_capabilities(lance: Any, lsa: Any, helpers: Any) -> None:
     caps = Capabilities(**{**lance.capabilities.model_dump(), "max_batch_rows": 4})
     spy = helpers.recording(lance, caps=caps)
     refresh(spy, "kb", docs_of(helpers, 6), lsa, chunker=SMALL, batch_rows=1000)
@@ -168,7 +170,7 @@ def test_writes_respect_the_store_capabilities(lance: Any, lsa: Any, helpers: An
 
 def test_a_chunk_over_the_record_limit_is_refused_before_writing(
     lance: Any, lsa: Any, helpers: Any
-):
+) -> None:
     from strataml.errors import LimitExceeded
 
     caps = Capabilities(**{**lance.capabilities.model_dump(), "max_record_bytes": 300})
@@ -179,7 +181,7 @@ def test_a_chunk_over_the_record_limit_is_refused_before_writing(
 
 
 # ------------------------------------------------------------------------------- retry/crash
-def test_a_crash_half_way_then_a_rerun_converges(store: Any, lsa: Any, helpers: Any):
+def test_a_crash_half_way_then_a_rerun_converges(store: Any, lsa: Any, helpers: Any) -> None:
     docs = docs_of(helpers, 6)
     refresh(store, "kb", docs, lsa, chunker=SMALL)
     new_docs = [{**d, "text": helpers.text(500 + i, 30)} for i, d in enumerate(docs[:4])]
@@ -197,7 +199,7 @@ def test_a_crash_half_way_then_a_rerun_converges(store: Any, lsa: Any, helpers: 
 
 def test_stale_chunks_left_by_a_crash_are_removed_without_embedding(
     lance: Any, lsa: Any, helpers: Any
-):
+) -> None:
     docs = docs_of(helpers, 2, words=60)
     refresh(lance, "kb", docs, lsa, chunker=SMALL)
     shrunk = [{**docs[0], "text": helpers.text(0, 60)[:100]}, docs[1]]
@@ -284,7 +286,7 @@ def test_a_store_without_scan_metadata_is_refreshed_through_scan(
 )
 def test_bad_documents_raise_before_anything_is_written(
     store: Any, lsa: Any, helpers: Any, bad: Any
-):
+) -> None:
     docs = docs_of(helpers, 3)
     refresh(store, "kb", docs, lsa, chunker=SMALL)
     before = helpers.snapshot(store, "kb")
@@ -296,7 +298,7 @@ def test_bad_documents_raise_before_anything_is_written(
     assert "other" not in store.collections()
 
 
-def test_documents_must_be_a_collection_of_documents(lance: Any, lsa: Any):
+def test_documents_must_be_a_collection_of_documents(lance: Any, lsa: Any) -> None:
     one: Any = {"id": "a", "text": "one doc, not a list"}
     with pytest.raises(InvalidInput):
         refresh(lance, "kb", one, lsa)
@@ -341,7 +343,7 @@ class _Broken:
 )
 def test_a_bad_embedder_raises_naming_it_and_writes_nothing(
     store: Any, lsa: Any, helpers: Any, how: str, error: type[Exception]
-):
+) -> None:
     docs = docs_of(helpers, 4)
     broken = _Broken(lsa, how)
     with pytest.raises(error, match=f"broken-{how}"):
@@ -349,7 +351,7 @@ def test_a_bad_embedder_raises_naming_it_and_writes_nothing(
     assert "kb" not in store.collections()
 
 
-def test_an_embedder_crash_is_a_strataml_error(lance: Any, lsa: Any, helpers: Any):
+def test_an_embedder_crash_is_a_strataml_error(lance: Any, lsa: Any, helpers: Any) -> None:
     from strataml.errors import BackendError
 
     with pytest.raises(BackendError, match="broken-raise") as info:
@@ -357,7 +359,9 @@ def test_an_embedder_crash_is_a_strataml_error(lance: Any, lsa: Any, helpers: An
     assert isinstance(info.value.__cause__, RuntimeError)
 
 
-def test_another_embedder_or_dimension_is_refused(store: Any, lsa: Any, lsa8: Any, helpers: Any):
+def test_another_embedder_or_dimension_is_refused(
+    store: Any, lsa: Any, lsa8: Any, helpers: Any
+) -> None:
     docs = docs_of(helpers, 3)
     refresh(store, "kb", docs, lsa, chunker=SMALL)
     before = helpers.snapshot(store, "kb")
@@ -370,14 +374,14 @@ def test_another_embedder_or_dimension_is_refused(store: Any, lsa: Any, lsa8: An
     assert helpers.snapshot(store, "kb") == before
 
 
-def test_a_collection_without_embedder_metadata_is_not_managed(lance: Any, lsa: Any):
+def test_a_collection_without_embedder_metadata_is_not_managed(lance: Any, lsa: Any) -> None:
     lance.create_collection("plain", lsa.dim)
     with pytest.raises(Conflict, match="does not record its embedder"):
         refresh(lance, "plain", [{"id": "a", "text": "alpha beta"}], lsa)
 
 
 # ------------------------------------------------------------------------- tenants, unmanaged
-def test_tenants_are_refreshed_independently(store: Any, lsa: Any, helpers: Any):
+def test_tenants_are_refreshed_independently(store: Any, lsa: Any, helpers: Any) -> None:
     a, b = docs_of(helpers, 3), docs_of(helpers, 3, start=10)
     refresh(store, "mt", a, lsa, chunker=SMALL, tenant="acme", multi_tenant=True)
     refresh(store, "mt", b, lsa, chunker=SMALL, tenant="globex")
@@ -392,7 +396,7 @@ def test_tenants_are_refreshed_independently(store: Any, lsa: Any, helpers: Any)
         refresh(store, "kb", a, lsa, chunker=SMALL, tenant="acme")  # not multi-tenant
 
 
-def test_records_written_by_others_are_left_alone(lance: Any, lsa: Any, helpers: Any):
+def test_records_written_by_others_are_left_alone(lance: Any, lsa: Any, helpers: Any) -> None:
     refresh(lance, "kb", docs_of(helpers, 2), lsa, chunker=SMALL)
     lance.upsert("kb", [{"id": "manual", "vector": lsa.embed(["alpha"])[0], "text": "alpha"}])
     rep = refresh(lance, "kb", [], lsa, chunker=SMALL)
@@ -449,7 +453,7 @@ def test_property_refresh_equals_a_fresh_build(lsa: Any, helpers: Any, steps: An
 
 
 # ------------------------------------------------------------------------------------ the CLI
-def test_load_documents_from_jsonl_and_directories(tmp_path: Path):
+def test_load_documents_from_jsonl_and_directories(tmp_path: Path) -> None:
     jl = tmp_path / "docs.jsonl"
     jl.write_text(
         json.dumps({"id": "a", "text": "alpha"}) + "\n\n" + json.dumps({"id": "b", "text": "b"})
@@ -469,7 +473,9 @@ def test_load_documents_from_jsonl_and_directories(tmp_path: Path):
         load_documents(tmp_path / "missing")
 
 
-def test_refresh_cli_fits_saves_and_reuses_the_lsa_model(tmp_path: Path, helpers: Any, capsys):
+def test_refresh_cli_fits_saves_and_reuses_the_lsa_model(
+    tmp_path: Path, helpers: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     src = tmp_path / "docs.jsonl"
     rows = [{"id": f"d{i}", "text": helpers.text(i, 80)} for i in range(30)]
     src.write_text("\n".join(json.dumps(r) for r in rows))
@@ -493,7 +499,7 @@ def test_refresh_cli_fits_saves_and_reuses_the_lsa_model(tmp_path: Path, helpers
     assert "InvalidInput" in capsys.readouterr().out
 
 
-def test_a_document_that_chunks_to_nothing_is_refused(lance: Any, lsa: Any):
+def test_a_document_that_chunks_to_nothing_is_refused(lance: Any, lsa: Any) -> None:
     nothing = Chunker(size=8, overlap=0, unit="tokens", tokenizer=lambda t: [], tokenizer_name="x")
     with pytest.raises(InvalidInput, match="no text to embed"):
         refresh(lance, "kb", [{"id": "a", "text": "alpha beta"}], lsa, chunker=nothing)
