@@ -499,11 +499,10 @@ class DynamoDBIngestStore(CommitProtocol):
         cutoff = to_micros(parse_event_time(before, "before"))
         head = self._live_head(stream)
         what = f"deleting from stream {stream!r}"
-        kpk = {"S": keys_pk(stream, head.gen)}
         window = _Window(None, from_micros(cutoff))
         doomed: list[dict[str, Any]] = []
         partial: list[dict[str, Any]] = []
-        keys: list[dict[str, Any]] = []
+        keys: list[tuple[str, int]] = []  # (key, position) of the deleted records with keys
         deleted = 0
         for first, last in visible_segments(0, head.c, head.holes):
             kwargs = self._pages_query(stream, head, first, last, window)
@@ -512,10 +511,7 @@ class DynamoDBIngestStore(CommitProtocol):
                     gone = [s for s in slots(item) if s[1] < cutoff]
                     if not gone:
                         continue
-                    for _, _, key, _ in gone:
-                        if key is not None:
-                            slot = {"S": key_slot(key)}
-                            keys.append({"DeleteRequest": {"Key": {"pk": kpk, "sk": slot}}})
+                    keys.extend((key, pos) for pos, _, key, _ in gone if key is not None)
                     if len(gone) == int(item["m"]["N"]):
                         doomed.append(
                             {"DeleteRequest": {"Key": {"pk": item["pk"], "sk": item["sk"]}}}
@@ -523,11 +519,20 @@ class DynamoDBIngestStore(CommitProtocol):
                         deleted += len(gone)
                     else:
                         partial.append(item)
-        self._key_batch.write(keys, what)
+        self._forget_keys(stream, head.gen, keys, what)
         self._batch.write(doomed, what)
         for item in partial:
             deleted += self._prune_page(item, cutoff, what)
         return deleted
+
+    def _forget_keys(self, stream: str, gen: str, keys: list[tuple[str, int]], what: str) -> None:
+        """Delete the key items of the records at the given positions (``(key, position)``
+        pairs), before the records themselves."""
+        kpk = {"S": keys_pk(stream, gen)}
+        self._key_batch.write(
+            [{"DeleteRequest": {"Key": {"pk": kpk, "sk": {"S": key_slot(k)}}}} for k, _ in keys],
+            what,
+        )
 
     def _prune_page(self, item: dict[str, Any], cutoff: int, what: str) -> int:
         """Rewrite a page without its records older than ``cutoff``, or delete it if none is
