@@ -37,7 +37,7 @@ from strataml.stack import open_stack
 from strataml.testing.ingest import read_all
 from strataml_dynamodb import DYNAMODB, INGEST_CAPS, ONLINE_CAPS, DynamoDBConfig
 from strataml_dynamodb.client import Batcher, item_size, make_client
-from strataml_dynamodb.commit import Head, Retry
+from strataml_dynamodb.commit import Head, Retry, num
 from strataml_dynamodb.devserver import start
 from strataml_dynamodb.errors import translate
 from strataml_dynamodb.ingest import DynamoDBIngestStore
@@ -492,6 +492,75 @@ def test_retention_forgets_keys(ingest: DynamoDBIngestStore, admin: Any) -> None
     assert ingest.write("s", {"id": "new"}, key="new").duplicates == 1
 
 
+def test_concurrent_retention_keeps_a_key_stored_again_meanwhile(
+    make_config: MakeConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Retentions A and B collect the same old keyed records; B finishes, a writer stores key
+    K again (retention forgot it), and only then do A's key deletions land: they must leave
+    K's new key item alone, or a retry of K would be stored twice."""
+    config = make_config()
+    a = DynamoDBIngestStore.from_config(config)
+    b = DynamoDBIngestStore.from_config(config)
+    old, new = "2020-01-01T00:00:00Z", "2030-01-01T00:00:00Z"
+    cut = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+    try:
+        b.write_batch(
+            "s",
+            [{"id": "K", "at": old}, {"id": "L", "at": old}, {"id": "M", "at": new}],
+            key_field="id",
+            time_field="at",
+        )
+        forget = a._forget_keys
+
+        def b_runs_in_between(
+            stream: str, gen: str, keys: list[tuple[str, int]], what: str
+        ) -> None:
+            # A has collected its key deletions: B's retention runs to the end, then K is
+            # written again (a new record, a new key item pointing at it)
+            assert sorted(k for k, _ in keys) == ["K", "L"]
+            assert b.delete_before("s", cut) == 2
+            again = b.write("s", {"id": "K", "at": new}, key="K", time_field="at")
+            assert again == WriteResult(written=1)
+            forget(stream, gen, keys, what)
+
+        monkeypatch.setattr(a, "_forget_keys", b_runs_in_between)
+        a.delete_before("s", cut)
+        # K is stored (again): writing it a third time is a duplicate, through either store;
+        # L's key was forgotten with its record
+        assert a.write("s", {"id": "K"}, key="K") == WriteResult(duplicates=1)
+        retry = b.write_batch("s", [{"id": "K"}, {"id": "L"}], key_field="id")
+        assert retry == WriteResult(written=1, duplicates=1)
+        assert sorted(str(r.key) for r in read_all(b, "s")) == ["K", "L", "M"]
+    finally:
+        a.close()
+        b.close()
+
+
+def test_retention_leaves_a_late_key_item_that_blocks_nothing(
+    ingest: DynamoDBIngestStore, admin: Any
+) -> None:
+    """A stalled writer's late key item (pointing into its hole) overwrote the key item of a
+    committed record: retention of that record leaves the item (it does not point at the
+    record), and the key is free all the same."""
+    ingest.write("s", {"id": "first"}, key="first")
+    gen = _head(admin, ingest, "s")["g"]["S"]
+    n = _expire_with_zombie_lease(admin, ingest, 1)
+    other = DynamoDBIngestStore.from_config(ingest._config)
+    assert other.write("s", {"id": "k"}, key="k") == WriteResult(written=1)  # breaks the lease
+    admin.put_item(TableName=ingest.keys_table, Item=_zombie_key(gen, "k", n))
+    assert ingest.delete_before("s", dt.datetime(2999, 1, 1)) == 2
+    keys = admin.query(
+        TableName=ingest.keys_table,
+        KeyConditionExpression="pk = :p",
+        ExpressionAttributeValues={":p": {"S": keys_pk("s", gen)}},
+    )["Items"]
+    assert [(k["sk"]["S"], int(k["s"]["N"])) for k in keys] == [("=k", n)]
+    assert ingest.write("s", {"id": "k"}, key="k") == WriteResult(written=1)
+    assert ingest.write("s", {"id": "k"}, key="k") == WriteResult(duplicates=1)
+    assert [r.key for r in read_all(ingest, "s")] == ["k"]
+    other.close()
+
+
 def test_drop_deletes_every_item(ingest: DynamoDBIngestStore, admin: Any) -> None:
     ingest.write_batch("s", [{"id": i} for i in range(80)], key_field="id")
     ingest.write_batch("s", [{"id": i} for i in range(200)], key_field="id")  # lease path
@@ -607,6 +676,39 @@ def test_unprocessed_items_and_keys_are_retried_with_backoff(
     assert all(s <= b for s, b in zip(sleeps, bounds, strict=True))
     with pytest.raises(Unavailable, match="unprocessed"):
         never.get(keys[:3], "test", consistent=False)
+
+
+def test_conditional_deletes_skip_changed_and_missing_items(ingest: DynamoDBIngestStore) -> None:
+    table = ingest.keys_table
+    client = ingest.client
+    for i in range(60):
+        item = {"pk": {"S": "p"}, "sk": {"S": f"k{i:02d}"}, "s": num(i)}
+        client.put_item(TableName=table, Item=item)
+
+    def delete(i: int, pos: int) -> dict[str, Any]:
+        return {
+            "Key": {"pk": {"S": "p"}, "sk": {"S": f"k{i:02d}"}},
+            "ConditionExpression": "#s = :s",
+            "ExpressionAttributeNames": {"#s": "s"},
+            "ExpressionAttributeValues": {":s": num(pos)},
+        }
+
+    # every third item points elsewhere (kept); five items do not exist (skipped, no error)
+    requests = [delete(i, i + 1 if i % 3 == 0 else i) for i in range(65)]
+    batcher = Batcher(client, table, max_retries=2, workers=4)
+    assert batcher.delete_where(requests, "test") == 40
+    left = client.query(
+        TableName=table,
+        KeyConditionExpression="pk = :p",
+        ExpressionAttributeValues={":p": {"S": "p"}},
+        ConsistentRead=True,
+    )["Items"]
+    assert sorted(int(it["sk"]["S"][1:]) for it in left) == list(range(0, 60, 3))
+    assert batcher.delete_where([], "test") == 0
+    missing = Batcher(client, f"{table}_missing", max_retries=0, workers=4)
+    with pytest.raises(NotFound, match="test") as err:
+        missing.delete_where(requests, "test")
+    assert isinstance(err.value.__cause__, ClientError)
 
 
 def test_concurrent_batch_requests(online: DynamoDBOnlineStore) -> None:

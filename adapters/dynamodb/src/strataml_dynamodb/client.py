@@ -6,7 +6,8 @@
 * :class:`Batcher` runs ``BatchWriteItem`` in requests of 25 and ``BatchGetItem`` in pages of
   100 keys (several at once if asked), retrying ``UnprocessedItems`` / ``UnprocessedKeys`` with
   exponential backoff and full jitter, at most ``max_retries`` times, then
-  :class:`~strataml.errors.Unavailable`.
+  :class:`~strataml.errors.Unavailable`; and conditional ``DeleteItem`` requests, several at
+  once (a failed condition skips the item).
 * :func:`item_size` is DynamoDB's size of an item (checked against the 400 KB limit before a
   write).
 """
@@ -296,6 +297,30 @@ class Batcher:
                         "the table's capacity"
                     )
                 self.sleep(delay)
+
+    def delete_where(self, deletes: Sequence[Item], what: str) -> int:
+        """Run conditional ``DeleteItem`` requests (each entry: its ``Key``,
+        ``ConditionExpression`` and expression names / values), ``workers`` at a time; return
+        how many items were deleted. A failed condition (the item changed, or is gone) skips
+        that item and is no error. ``BatchWriteItem`` cannot carry conditions, so this is one
+        request per item; botocore retries throttled ones (``max_retries``)."""
+        chunks = [
+            list(deletes[i : i + BATCH_WRITE_ITEMS])
+            for i in range(0, len(deletes), BATCH_WRITE_ITEMS)
+        ]
+        return sum(self._each(chunks, lambda chunk: self._delete_some(chunk, what)))
+
+    def _delete_some(self, deletes: list[Item], what: str) -> int:
+        deleted = 0
+        for request in deletes:
+            try:
+                self.client.delete_item(TableName=self.table, **request)
+            except DRIVER_ERRORS as exc:
+                if error_code(exc) == "ConditionalCheckFailedException":
+                    continue
+                _fail(exc, what)
+            deleted += 1
+        return deleted
 
     def get(
         self,

@@ -33,14 +33,20 @@ Idempotency keys: a key item ``k#<stream>#<g> / key -> seq`` (in the keys table)
 against the head the commit is conditioned on (a commit that succeeds saw every earlier key):
 
 * ``seq`` visible: the key is taken. Only the batch that put the record at ``seq`` writes an
-  item pointing there, and retention deletes a record's key item before the record.
+  item pointing there, and retention deletes a record's key item before the record, on
+  condition that the item still points at that record: two retentions of the same records
+  may run at once, and after the first has deleted the key and its record a writer may store
+  the key again; the second retention's (late) delete then fails its condition and leaves the
+  new record's key item in place.
 * ``seq`` not visible (in a hole, or not committed): the item was written by an abandoned
   batch. Such a batch checked the key before reserving its range, so a record holding the key
   can only have been committed *after* that range: one query of the visible pages after
   ``seq`` (projected to their keys) settles it. This also covers a stalled writer whose late
   key write overwrote the key item of a record committed after its lease was broken (key
-  items are plain ``BatchWriteItem`` puts, not fenced by the lease). The query runs only for
-  keys last written by an abandoned batch; writing the key again repairs its item.
+  items are plain ``BatchWriteItem`` puts, not fenced by the lease); retention of that record
+  leaves such an item in place (it does not point at the record), and the query then finds no
+  record. The query runs only for keys last written by an abandoned batch; writing the key
+  again repairs its item.
 """
 
 from __future__ import annotations

@@ -36,7 +36,8 @@ class DynamoDBConfig(AdapterConfig):
       Ingest reads are always strongly consistent (the cursor contract needs it).
     * ``view_cache_s``: how long an online store trusts its copy of a view's metadata.
     * ``batch_concurrency``: how many ``BatchWriteItem`` / ``BatchGetItem`` requests of one
-      ingest call run at once (a batch of 5 000 keyed records is 200+ requests of 25 items).
+      ingest call run at once (a batch of 5 000 keyed records is 200+ requests of 25 items),
+      and how many of retention's conditional ``DeleteItem`` requests (one per idempotency key).
     * ``lease_s`` / ``lease_wait_s``: a large ingest batch holds its stream's write lease
       (renewed while it writes); a writer waits up to ``lease_wait_s`` for another's lease, or
       keeps retrying that long while other writers of the stream commit first.

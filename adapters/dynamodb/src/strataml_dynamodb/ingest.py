@@ -488,10 +488,11 @@ class DynamoDBIngestStore(CommitProtocol):
     # -------------------------------------------------------------------------- retention
     def delete_before(self, stream: str, before: dt.datetime) -> int:
         """Delete the stream's records whose event time is before ``before``; return how many.
-        Their idempotency keys are forgotten first (``BatchWriteItem``); then pages left
-        without records are deleted, and the others rewritten without them (a conditional
-        put: concurrent retention of the same page is retried). The stream and every cursor
-        stay valid.
+        Their idempotency keys are forgotten first (a ``DeleteItem`` per key, conditional on
+        the key item still pointing at the deleted record, ``batch_concurrency`` at once);
+        then pages left without records are deleted, and the others rewritten without them (a
+        conditional put: concurrent retention of the same page is retried). The stream and
+        every cursor stay valid.
 
         Errors: :class:`~strataml.errors.NotFound` (unknown stream).
         """
@@ -527,10 +528,24 @@ class DynamoDBIngestStore(CommitProtocol):
 
     def _forget_keys(self, stream: str, gen: str, keys: list[tuple[str, int]], what: str) -> None:
         """Delete the key items of the records at the given positions (``(key, position)``
-        pairs), before the records themselves."""
+        pairs), before the records themselves.
+
+        Each delete is conditional on the item still pointing at that position: a concurrent
+        retention of the same records may have deleted it already, and a writer may since have
+        stored the key again for a new record, whose key item must stay (else a retry of that
+        key would be stored twice). A failed condition means the item is no longer the doomed
+        record's: it is skipped. ``batch_concurrency`` requests run at once."""
         kpk = {"S": keys_pk(stream, gen)}
-        self._key_batch.write(
-            [{"DeleteRequest": {"Key": {"pk": kpk, "sk": {"S": key_slot(k)}}}} for k, _ in keys],
+        self._key_batch.delete_where(
+            [
+                {
+                    "Key": {"pk": kpk, "sk": {"S": key_slot(key)}},
+                    "ConditionExpression": "#s = :s",
+                    "ExpressionAttributeNames": {"#s": "s"},
+                    "ExpressionAttributeValues": {":s": num(pos)},
+                }
+                for key, pos in keys
+            ],
             what,
         )
 
