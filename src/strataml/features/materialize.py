@@ -296,8 +296,11 @@ def materialize(
         if stats:
             from strataml.features.stats import StatsRepository, compute_stats
 
+            # a reader with the written columns' schema: a window without rows (an incremental
+            # run with nothing new) gives empty statistics, not "no record batches"
+            written_schema = reader.schema.empty_table().select(columns).schema
             summary = compute_stats(
-                written(),
+                pa.RecordBatchReader.from_batches(written_schema, written()),
                 list(fv.features or ()),
                 view=fv.name,
                 version=fv.version,
