@@ -176,12 +176,23 @@ def apply_to_rows(
     rows: Sequence[dict[str, Any]], transforms: Sequence[Transform]
 ) -> list[dict[str, Any]]:
     """Serving side: the same transforms over rows (turned into columns, so the function sees
-    exactly what it sees in training); outputs are added to each row in place."""
+    exactly what it sees in training); outputs are added to each row in place.
+
+    Raises :class:`InvalidInput` when a row lacks one of a transform's inputs (the key is absent;
+    a ``None`` value is a null input), as :func:`apply_to_table` does for a missing column."""
     if not rows or not transforms:
         return list(rows)
     for t in transforms:
+        # an input no row source provided (a request field not passed) is the caller's error, as
+        # a missing column is in training; a feature without a live row is present, as None
+        missing = sorted({i for r in rows for i in t.inputs if i not in r})
+        if missing:
+            raise InvalidInput(
+                f"transform {t.name!r} needs inputs {missing}: pass request fields in "
+                "request= (get) or requests= (get_many)"
+            )
         # through Arrow, exactly like the training side (nulls -> NaN for numbers, etc.)
-        cols = {i: pa.array([r.get(i) for r in rows]) for i in t.inputs}
+        cols = {i: pa.array([r[i] for r in rows]) for i in t.inputs}
         for name, arr in t(cols).items():
             values = arr.tolist()
             for row, value in zip(rows, values, strict=True):
