@@ -172,6 +172,19 @@ class FeatureMaterializeTests(ContractBase):
         with pytest.raises(InvalidInput):
             materialize(feature_store, online_store, view, start=at(0), incremental=True)
 
+    def test_incremental_run_with_nothing_new_writes_nothing(
+        self, feature_store: Any, online_store: Any, uid: Uid
+    ) -> None:
+        view, _ = _setup(feature_store, uid, MANY)
+        materialize(feature_store, online_store, view)
+        history = StatsRepository(feature_store).history(view.name, view.version)
+        again = materialize(feature_store, online_store, view, incremental=True)
+        assert again.mode == "incremental"
+        assert again.rows_read == again.entities_written == 0
+        # an empty window computes empty statistics and stores none
+        assert StatsRepository(feature_store).history(view.name, view.version) == history
+        assert _online_values(online_store, view, list(range(40))) == _latest(MANY)
+
     def test_resume_after_a_crash_has_no_gaps_or_duplicates(
         self, feature_store: Any, online_store: Any, uid: Uid
     ) -> None:
@@ -317,6 +330,31 @@ class FeatureTransformTests(ContractBase):
         for row in train:
             served = server.get({"id": row["id"]}, request={"amount": row["amount"]})
             assert served["ratio"] == pytest.approx(row["ratio"])
+
+    def test_a_missing_request_input_is_invalid_input(
+        self, feature_store: Any, online_store: Any, uid: Uid
+    ) -> None:
+        view, _ = _setup(feature_store, uid, [(1, 0.0, 1.0)])
+        materialize(feature_store, online_store, view)
+
+        @transform(inputs=["x", "amount"], outputs=["ratio"])
+        def ratio(cols: Any) -> dict[str, Any]:
+            return {"ratio": cols["amount"] / np.maximum(cols["x"], 1.0)}
+
+        server = FeatureServer(online_store, [view], transforms=[ratio])
+        with pytest.raises(InvalidInput, match="amount"):
+            server.get({"id": 1})
+        with pytest.raises(InvalidInput, match="amount"):
+            server.get_many([{"id": 1}, {"id": 2}], requests=[{"amount": 1.0}, {}])
+
+        @transform(inputs=["x"], outputs=["has_x"])
+        def has_x(cols: Any) -> dict[str, Any]:
+            return {"has_x": np.array([v is not None and v == v for v in cols["x"]])}
+
+        # a feature without a live row is a null input (None), not a missing one
+        served = FeatureServer(online_store, [view], transforms=[has_x]).get({"id": 99})
+        assert served["x"] is None
+        assert served["has_x"] is False
 
     def test_a_raising_transform_is_a_typed_error(
         self, feature_store: Any, online_store: Any, uid: Uid
