@@ -34,6 +34,23 @@ def test_xfail_table_is_strict(pytester: pytest.Pytester):
     result.stdout.fnmatch_lines(["*XFAIL*test_fails*known gap*"])
 
 
+def test_xfail_entry_naming_no_test_is_a_usage_error(pytester: pytest.Pytester):
+    pytester.makepyfile(
+        """
+        from strataml.testing import ContractBase
+
+        class TestTypo(ContractBase):
+            xfail = {"test_ttl_expiry": "a test renamed since", "test_ok": "real gap"}
+
+            def test_ok(self):
+                assert False
+        """
+    )
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*TestTypo.xfail names tests it does not have*test_ttl_expiry*"])
+
+
 def test_capability_gated_skip_names_the_capability(pytester: pytest.Pytester):
     pytester.makepyfile(
         """

@@ -6,7 +6,7 @@ empty, isolated store::
     from strataml.testing import OnlineStoreTests
 
     class TestMyOnline(OnlineStoreTests):
-        xfail = {"test_ttl_expiry": "emulator ignores TTL (issue #12)"}  # strict xfail
+        xfail = {"test_ttl_counts_from_event_time": "emulator ignores TTL (#12)"}  # strict
 
         @pytest.fixture
         def online_store(self, tmp_path):
