@@ -29,13 +29,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         table: dict[str, str] = getattr(cls, "xfail", None) or {}
         if table and isinstance(cls, type) and cls not in checked:
             checked.add(cls)
-            _check_table(cls, table)
+            check_xfail_table(cls, table)
         name = getattr(item, "originalname", item.name)
         if name in table:
             item.add_marker(pytest.mark.xfail(strict=True, reason=table[name]))
 
 
-def _check_table(cls: type, table: dict[str, str]) -> None:
+def check_xfail_table(cls: type, table: dict[str, str]) -> None:
     """An ``xfail`` entry naming no test of its class would opt out of nothing, silently (a
     typo, or a test renamed by a newer suite): refuse to run."""
     unknown = sorted(n for n in table if not callable(getattr(cls, n, None)))
