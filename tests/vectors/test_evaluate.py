@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from strataml.embed import LSAEmbedder
+from strataml.errors import InvalidInput
 from strataml.local.lancedb_vectors import LanceDBVectorStore
 from strataml.vectors import evaluate as ev
 
@@ -26,6 +27,18 @@ def test_the_eval_set_is_deterministic_and_labelled_from_the_corpus():
     from pydoc_data.topics import topics
 
     assert {q.topic for q in a} <= topics.keys()
+
+
+def test_the_corpus_is_a_snapshot_unless_the_interpreter_s_is_asked_for():
+    from pydoc_data.topics import topics
+
+    snap = ev.corpus_documents()
+    assert len(snap) == 79 and {d["id"] for d in snap} == set(topics)
+    assert sum(len(d["text"]) for d in snap) == 464_970  # Python 3.11.7's topics
+    live = {d["id"]: d["text"] for d in ev.corpus_documents("interpreter")}
+    assert live == dict(topics)
+    with pytest.raises(InvalidInput, match="corpus"):
+        ev.corpus_documents("web")  # type: ignore[arg-type]
 
 
 def test_rankings_and_scores():

@@ -1,7 +1,11 @@
 """Retrieval quality on real text, offline: dense vs keyword vs hybrid.
 
 The corpus is Python's own reference documentation as shipped with the interpreter
-(:mod:`pydoc_data.topics`: 79 topics, about 465k characters). The evaluation set is
+(:mod:`pydoc_data.topics`: 79 topics, about 465k characters). Its text changes between
+Python releases, patch releases included, so the evaluation reads a snapshot of Python
+3.11.7's (``data/pydoc_topics.json.gz``, :data:`CORPUS_PYTHON`) and gives the same result on
+every interpreter; ``corpus="interpreter"`` (``--corpus interpreter``) reads the running
+interpreter's instead. The evaluation set is
 :data:`QUESTIONS`: natural-language questions written by hand, each mapped to the topic that
 answers it. Some topics repeat others' text (``compound`` holds every compound statement,
 ``specialnames`` every special method, ``if`` and ``else`` are the same page), so a question's
@@ -26,7 +30,9 @@ Protocol
 from __future__ import annotations
 
 import argparse
+import gzip
 import hashlib
+import json
 import re
 import statistics
 import sys
@@ -51,7 +57,9 @@ if TYPE_CHECKING:
 __all__ = [
     "ALPHAS",
     "CHUNKER",
+    "CORPUS_PYTHON",
     "QUESTIONS",
+    "Corpus",
     "EvalQuery",
     "Metrics",
     "ModeMetrics",
@@ -67,6 +75,11 @@ __all__ = [
     "tune",
 ]
 
+#: Where the topics come from: the shipped snapshot, or the running interpreter's pydoc_data.
+Corpus = Literal["snapshot", "interpreter"]
+#: The Python release whose ``pydoc_data.topics`` the snapshot holds.
+CORPUS_PYTHON: Final = "3.11.7"
+_SNAPSHOT: Final = Path(__file__).parent / "data" / "pydoc_topics.json.gz"
 #: How the corpus is cut (the demo's chunking).
 CHUNKER: Final = Chunker(size=1000, overlap=150)
 #: The alphas tried on the dev split.
@@ -331,15 +344,23 @@ def _split(text: str) -> Literal["dev", "test"]:
     return "dev" if hashlib.sha256(text.encode()).digest()[0] % 2 == 0 else "test"
 
 
-def _topics() -> dict[str, str]:
-    from pydoc_data.topics import topics
+def _topics(corpus: Corpus = "snapshot") -> dict[str, str]:
+    """The topics, by key: the snapshot of Python :data:`CORPUS_PYTHON`'s, or the running
+    interpreter's (``"interpreter"``)."""
+    if corpus == "interpreter":
+        from pydoc_data.topics import topics
 
-    return dict(sorted(topics.items()))
+        return dict(sorted(topics.items()))
+    if corpus != "snapshot":
+        raise InvalidInput(f"corpus is 'snapshot' or 'interpreter', got {corpus!r}")
+    payload = json.loads(gzip.decompress(_SNAPSHOT.read_bytes()))
+    return dict(sorted(payload["topics"].items()))
 
 
-def build_eval_set() -> list[EvalQuery]:
-    """:data:`QUESTIONS` with their relevant topics and deterministic dev/test split."""
-    topics = _topics()
+def build_eval_set(corpus: Corpus = "snapshot") -> list[EvalQuery]:
+    """:data:`QUESTIONS` with their relevant topics (computed from ``corpus``) and their
+    deterministic dev/test split."""
+    topics = _topics(corpus)
     rel = relevant_topics(topics)
     unknown = sorted({t for _, t in QUESTIONS} - topics.keys())
     if unknown:
@@ -347,9 +368,9 @@ def build_eval_set() -> list[EvalQuery]:
     return [EvalQuery(q, t, rel[t], _split(q)) for q, t in QUESTIONS]
 
 
-def corpus_documents() -> list[dict[str, Any]]:
+def corpus_documents(corpus: Corpus = "snapshot") -> list[dict[str, Any]]:
     """The topics as refresh documents (id = topic key, metadata ``topic``)."""
-    return [{"id": k, "text": v, "metadata": {"topic": k}} for k, v in _topics().items()]
+    return [{"id": k, "text": v, "metadata": {"topic": k}} for k, v in _topics(corpus).items()]
 
 
 # ---------------------------------------------------------------------------------- metrics
@@ -516,6 +537,7 @@ def run_quality(
     backend: str = "",
     alpha: float | None = None,
     report_dev: bool = True,
+    corpus: Corpus = "snapshot",
 ) -> QualityReport:
     """Index the corpus with ``embedder`` into ``collection`` (created by refresh), tune the
     fusion on the dev split (unless ``alpha`` is given) and evaluate every mode on both
@@ -523,9 +545,9 @@ def run_quality(
     the hybrid rows are the store's own hybrid search with that alpha. ``report_dev=False``
     skips evaluating the dev split (only the tuning runs on it)."""
     t0 = time.perf_counter()
-    report = refresh(store, collection, corpus_documents(), embedder, chunker=CHUNKER)
+    report = refresh(store, collection, corpus_documents(corpus), embedder, chunker=CHUNKER)
     index_s = time.perf_counter() - t0
-    queries = build_eval_set()
+    queries = build_eval_set(corpus)
     dev = [q for q in queries if q.split == "dev"]
     test = [q for q in queries if q.split == "test"]
     method: str = DEFAULT_FUSION
@@ -582,11 +604,14 @@ def _pg_store() -> Iterator[VectorStore]:
             stop(handle)
 
 
-def _embedders(which: Sequence[str]) -> Iterator[tuple[str, Callable[[], Embedder]]]:
+def _embedders(
+    which: Sequence[str], corpus: Corpus
+) -> Iterator[tuple[str, Callable[[], Embedder]]]:
     from strataml.embed.lsa import LSAEmbedder
 
     def lsa() -> Embedder:
-        texts = [c.text for d in corpus_documents() for c in CHUNKER.chunk(d["id"], d["text"])]
+        docs = corpus_documents(corpus)
+        texts = [c.text for d in docs for c in CHUNKER.chunk(d["id"], d["text"])]
         return LSAEmbedder(dim=192).fit(texts)
 
     def minilm() -> Embedder:
@@ -624,14 +649,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--embedders", default="lsa,minilm", help="lsa,minilm")
     parser.add_argument("--backends", default="local", help="local,pgvector")
+    parser.add_argument(
+        "--corpus",
+        choices=("snapshot", "interpreter"),
+        default="snapshot",
+        help=f"the topics of Python {CORPUS_PYTHON} (shipped) or of this interpreter",
+    )
     args = parser.parse_args(argv)
     stores = {"local": _local_store, "pgvector": _pg_store}
     rows = []
-    models = {name: _Memo(make()) for name, make in _embedders(args.embedders.split(","))}
+    models = {
+        name: _Memo(make()) for name, make in _embedders(args.embedders.split(","), args.corpus)
+    }
     for backend in args.backends.split(","):
         for name, emb in models.items():
             with stores[backend]() as store:
-                rep = run_quality(store, emb, backend=backend)
+                rep = run_quality(store, emb, backend=backend, corpus=args.corpus)
             rows.append((name, rep))
             print(
                 f"# {backend} {name}: {rep.chunks} chunks indexed in {rep.index_seconds:.1f} s; "
