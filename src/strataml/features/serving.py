@@ -76,6 +76,9 @@ class FeatureServer:
         self._guard = skew_guard
         self._served = [_Served(v, skew_guard) for v in views]
         self._transforms = list(transforms)
+        # entity key columns a transform reads (training rows have them as columns too)
+        keys = {k for s in self._served for k in s.view.entities}
+        self._key_inputs = sorted(keys & {i for t in self._transforms for i in t.inputs})
         names: list[str] = [f for s in self._served for f in s.features]
         names += [o for t in self._transforms for o in t.outputs]
         dupes = sorted({n for n in names if names.count(n) > 1})
@@ -107,13 +110,17 @@ class FeatureServer:
     def get(
         self, entity: Mapping[str, Any], request: Mapping[str, Any] | None = None
     ) -> dict[str, Any]:
-        """Every feature (``None`` where the entity has no live row) and transform output."""
+        """Every feature (``None`` where the entity has no live row) and transform output.
+        ``request`` holds the transforms' request-time inputs; an entity key a transform reads
+        is taken from ``entity`` (and then appears in the result). A transform input found in
+        neither raises :class:`InvalidInput`."""
         out: dict[str, Any] = dict(request or {})
         for s in self._served:
             row = self._check(s, self._online.get(s.online_view, self._key(s, entity), s.read))
             for f in s.features:
                 out[f] = None if row is None else row.get(f)
         if self._transforms:
+            self._with_keys(out, entity)
             apply_to_rows([out], self._transforms)
         return out
 
@@ -133,8 +140,16 @@ class FeatureServer:
                 for f in s.features:
                     out[f] = None if checked is None else checked.get(f)
         if self._transforms:
+            for out, entity in zip(outs, entities, strict=True):
+                self._with_keys(out, entity)
             apply_to_rows(outs, self._transforms)
         return outs
+
+    def _with_keys(self, out: dict[str, Any], entity: Mapping[str, Any]) -> None:
+        """Give the transforms the entity key values they read (unless the request has them)."""
+        for k in self._key_inputs:
+            if k in entity:
+                out.setdefault(k, entity[k])
 
 
 class CompareReport(BaseModel):

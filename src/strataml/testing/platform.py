@@ -356,6 +356,30 @@ class FeatureTransformTests(ContractBase):
         assert served["x"] is None
         assert served["has_x"] is False
 
+    def test_a_transform_may_read_the_entity_key(
+        self, feature_store: Any, online_store: Any, uid: Uid
+    ) -> None:
+        rows = [(i % 10, float(i), float(i % 7)) for i in range(60)]
+        view, _ = _setup(feature_store, uid, rows)
+        materialize(feature_store, online_store, view)
+
+        @transform(inputs=["id", "x"], outputs=["x_per_id"])
+        def x_per_id(cols: Any) -> dict[str, Any]:
+            return {"x_per_id": cols["x"] / (cols["id"] + 1)}
+
+        labels = pa.table(
+            {
+                "id": pa.array(list(range(10)), pa.int64()),
+                "ts": pa.array([NOW] * 10, pa.timestamp("us")),
+            }
+        )
+        train = apply_to_table(feature_store.historical(labels, [f"{view.name}:x"]), [x_per_id])
+        server = FeatureServer(online_store, [view], transforms=[x_per_id])
+        served = server.get_many([{"id": i} for i in range(10)])
+        for row, got in zip(train.to_pylist(), served, strict=True):
+            assert got["x_per_id"] == pytest.approx(row["x_per_id"])
+        assert server.get({"id": 3})["x_per_id"] == pytest.approx(train.to_pylist()[3]["x_per_id"])
+
     def test_a_raising_transform_is_a_typed_error(
         self, feature_store: Any, online_store: Any, uid: Uid
     ) -> None:
