@@ -302,6 +302,23 @@ class FeatureSkewTests(ContractBase):
         assert report.examples[0]["entity"] == {"id": 7}
 
 
+def _ratio() -> Any:
+    """A transform of a feature (``x``) and a request-time input (``amount``)."""
+
+    @transform(inputs=["x", "amount"], outputs=["ratio"])
+    def ratio(cols: Any) -> dict[str, Any]:
+        return {"ratio": cols["amount"] / np.maximum(cols["x"], 1.0)}
+
+    return ratio
+
+
+def _labels(n: int) -> pa.Table:
+    """Label rows for ids ``0 .. n-1``, all at ``NOW``."""
+    return pa.table(
+        {"id": pa.array(list(range(n)), pa.int64()), "ts": pa.array([NOW] * n, pa.timestamp("us"))}
+    )
+
+
 class FeatureTransformTests(ContractBase):
     """Request-time transforms: the same code in training and serving."""
 
@@ -312,17 +329,8 @@ class FeatureTransformTests(ContractBase):
         view, _ = _setup(feature_store, uid, rows)
         materialize(feature_store, online_store, view)
 
-        @transform(inputs=["x", "amount"], outputs=["ratio"])
-        def ratio(cols: Any) -> dict[str, Any]:
-            return {"ratio": cols["amount"] / np.maximum(cols["x"], 1.0)}
-
-        labels = pa.table(
-            {
-                "id": pa.array(list(range(10)), pa.int64()),
-                "ts": pa.array([NOW] * 10, pa.timestamp("us")),
-                "amount": pa.array([float(a) for a in range(10, 20)]),
-            }
-        )
+        ratio = _ratio()
+        labels = _labels(10).append_column("amount", pa.array([float(a) for a in range(10, 20)]))
         train = apply_to_table(
             feature_store.historical(labels, [f"{view.name}:x"]), [ratio]
         ).to_pylist()
@@ -337,10 +345,7 @@ class FeatureTransformTests(ContractBase):
         view, _ = _setup(feature_store, uid, [(1, 0.0, 1.0)])
         materialize(feature_store, online_store, view)
 
-        @transform(inputs=["x", "amount"], outputs=["ratio"])
-        def ratio(cols: Any) -> dict[str, Any]:
-            return {"ratio": cols["amount"] / np.maximum(cols["x"], 1.0)}
-
+        ratio = _ratio()
         server = FeatureServer(online_store, [view], transforms=[ratio])
         with pytest.raises(InvalidInput, match="amount"):
             server.get({"id": 1})
@@ -367,12 +372,7 @@ class FeatureTransformTests(ContractBase):
         def x_per_id(cols: Any) -> dict[str, Any]:
             return {"x_per_id": cols["x"] / (cols["id"] + 1)}
 
-        labels = pa.table(
-            {
-                "id": pa.array(list(range(10)), pa.int64()),
-                "ts": pa.array([NOW] * 10, pa.timestamp("us")),
-            }
-        )
+        labels = _labels(10)
         train = apply_to_table(feature_store.historical(labels, [f"{view.name}:x"]), [x_per_id])
         server = FeatureServer(online_store, [view], transforms=[x_per_id])
         served = server.get_many([{"id": i} for i in range(10)])
