@@ -236,6 +236,11 @@ def backoff_delays(attempts: int, base: float = 0.05, cap: float = 2.0) -> Itera
         yield random.uniform(0, min(cap, base * (2**i)))
 
 
+def _in_requests(items: Sequence[Item]) -> list[list[Item]]:
+    """``items`` cut into runs of ``BATCH_WRITE_ITEMS`` (one ``BatchWriteItem`` each)."""
+    return [list(items[i : i + BATCH_WRITE_ITEMS]) for i in range(0, len(items), BATCH_WRITE_ITEMS)]
+
+
 class Batcher:
     """``BatchWriteItem`` / ``BatchGetItem`` on one table with bounded retries of unprocessed
     items and keys. Up to ``workers`` requests of one call run at once (boto3 clients are
@@ -274,11 +279,7 @@ class Batcher:
     def write(self, requests: Sequence[Item], what: str) -> None:
         """Send ``PutRequest`` / ``DeleteRequest`` entries in requests of 25 (no two for the
         same key in one request: callers deduplicate), retrying unprocessed ones."""
-        chunks = [
-            list(requests[i : i + BATCH_WRITE_ITEMS])
-            for i in range(0, len(requests), BATCH_WRITE_ITEMS)
-        ]
-        self._each(chunks, lambda chunk: self._write_one(chunk, what))
+        self._each(_in_requests(requests), lambda chunk: self._write_one(chunk, what))
 
     def _write_one(self, pending: list[Item], what: str) -> None:
         delays = backoff_delays(self.max_retries)
@@ -304,11 +305,7 @@ class Batcher:
         how many items were deleted. A failed condition (the item changed, or is gone) skips
         that item and is no error. ``BatchWriteItem`` cannot carry conditions, so this is one
         request per item; botocore retries throttled ones (``max_retries``)."""
-        chunks = [
-            list(deletes[i : i + BATCH_WRITE_ITEMS])
-            for i in range(0, len(deletes), BATCH_WRITE_ITEMS)
-        ]
-        return sum(self._each(chunks, lambda chunk: self._delete_some(chunk, what)))
+        return sum(self._each(_in_requests(deletes), lambda c: self._delete_some(c, what)))
 
     def _delete_some(self, deletes: list[Item], what: str) -> int:
         deleted = 0
