@@ -41,6 +41,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -353,8 +354,14 @@ def _topics(corpus: Corpus = "snapshot") -> dict[str, str]:
         return dict(sorted(topics.items()))
     if corpus != "snapshot":
         raise InvalidInput(f"corpus is 'snapshot' or 'interpreter', got {corpus!r}")
+    return dict(_snapshot_topics())
+
+
+@cache
+def _snapshot_topics() -> tuple[tuple[str, str], ...]:
+    """The snapshot's topics, sorted by key (read and decompressed once per process)."""
     payload = json.loads(gzip.decompress(_SNAPSHOT.read_bytes()))
-    return dict(sorted(payload["topics"].items()))
+    return tuple(sorted(payload["topics"].items()))
 
 
 def build_eval_set(corpus: Corpus = "snapshot") -> list[EvalQuery]:
