@@ -206,6 +206,8 @@ class PgVectorStore:
 
     #: Calls do network I/O: async wrappers run them in a worker thread.
     blocking_io = True
+    #: How many ``VACUUM`` passes :meth:`optimize` runs at most while dead tuples remain.
+    VACUUM_PASSES = 3
 
     def __init__(
         self,
@@ -1165,8 +1167,16 @@ class PgVectorStore:
         ``CREATE INDEX CONCURRENTLY``): a fresh graph without the deleted entries, which also
         makes the vacuum of the index fast (pgvector's advice); finally ``VACUUM (ANALYZE,
         INDEX_CLEANUP ON)``. Searches and writes keep being served throughout (they wait only
-        for the index swap's brief locks). Dead tuples still visible to an open transaction
-        elsewhere cannot be removed yet and stay counted.
+        for the index swap's brief locks).
+
+        A plain ``VACUUM`` skips a heap page whose cleanup lock it cannot get at once (a
+        concurrent search holding a pin on it), leaving that page's dead tuples counted; so
+        while dead tuples remain and a pass removed some, ``VACUUM`` runs again, up to
+        :attr:`VACUUM_PASSES` passes in all (a repeat pass visits only the pages the visibility
+        map does not mark all-visible). Dead tuples still visible to an open transaction
+        elsewhere, or on a page pinned for the whole run (an open cursor), cannot be removed
+        yet and stay counted; and ``REINDEX CONCURRENTLY`` waits for transactions older than
+        it to end.
         """
         meta = self._coll(name, refresh=True)
         before = self._stats(meta)
@@ -1179,12 +1189,26 @@ class PgVectorStore:
                 )
             if meta.index != "exact":
                 self._rebuild_index(conn, meta, before)
-            conn.execute(
-                sql.SQL("VACUUM (ANALYZE, INDEX_CLEANUP ON) {}").format(
-                    sql.Identifier(self._schema, meta.table)
-                )
+            self._vacuum(conn, meta, analyze=True)
+            after, passes = self._stats(meta), 1
+            while after.deleted and passes < self.VACUUM_PASSES:
+                self._vacuum(conn, meta, analyze=False)
+                passes += 1
+                left = after.deleted
+                after = self._stats(meta)
+                if (after.deleted or 0) >= left:  # this pass gained nothing: stop here
+                    break
+        return after
+
+    def _vacuum(
+        self, conn: psycopg.Connection[Any], meta: CollectionMeta, *, analyze: bool
+    ) -> None:
+        options = "ANALYZE, INDEX_CLEANUP ON" if analyze else "INDEX_CLEANUP ON"
+        conn.execute(
+            sql.SQL("VACUUM ({}) {}").format(
+                sql.SQL(options), sql.Identifier(self._schema, meta.table)
             )
-        return self._stats(meta)
+        )
 
     def _rebuild_index(
         self, conn: psycopg.Connection[Any], meta: CollectionMeta, before: CollectionStats
