@@ -177,17 +177,25 @@ class Stack:
         skew_guard: bool = True,
     ) -> FeatureServer:
         """A :class:`~strataml.features.FeatureServer` over the online store for ``views``
-        (definitions from code, or registered names ``"name"`` / ``"name@2"``)."""
+        (definitions from code, or registered names ``"name"`` / ``"name@2"``). With
+        ``transforms``, the feature types the views' last materializations recorded are passed
+        on (``feature_types``), so transforms see the types they saw in training."""
+        from strataml.features.materialize import materialized_types
         from strataml.features.serving import FeatureServer
 
         defs: list[FeatureView] = []
+        types: dict[str, Any] = {}
         for v in views:
             if isinstance(v, FeatureView) and v.features is None:
                 # a definition from code: its features are the registered version's
                 registered = self.features.get_view(v.name, v.version)
                 v = v.model_copy(update={"features": registered.features})
             defs.append(v if isinstance(v, FeatureView) else self.feature_view(v))
-        return FeatureServer(self.online, defs, transforms=transforms, skew_guard=skew_guard)
+            if transforms:
+                types.update(materialized_types(self.features, defs[-1]))
+        return FeatureServer(
+            self.online, defs, transforms=transforms, skew_guard=skew_guard, feature_types=types
+        )
 
     def compare_online(self, view: str | FeatureView, *, sample: int = 1000) -> CompareReport:
         """Recompute a sample offline and compare with online (see

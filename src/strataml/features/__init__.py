@@ -16,6 +16,7 @@ from strataml.features.materialize import (
     MaterializeState,
     materialize,
     materialize_state,
+    materialized_types,
     online_view_name,
 )
 from strataml.features.serving import CompareReport, FeatureServer, compare_online
@@ -49,6 +50,7 @@ __all__ = [
     "features_drift",
     "materialize",
     "materialize_state",
+    "materialized_types",
     "merge_stats",
     "online_view_name",
     "profile_view",

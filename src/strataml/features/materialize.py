@@ -22,6 +22,7 @@ are served side by side.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import time
 import uuid
@@ -44,6 +45,7 @@ __all__ = [
     "MaterializeState",
     "materialize",
     "materialize_state",
+    "materialized_types",
     "online_view_name",
     "short_fingerprint",
 ]
@@ -76,6 +78,9 @@ class MaterializeState(BaseModel):
     last_key: list[Any] | None = None
     written: int = 0
     done: bool = False
+    #: the Arrow types of the feature columns written (an IPC schema message, base64): serving
+    #: gives transforms the training side's types even where no row has a value
+    feature_schema: str | None = None
 
 
 class MaterializeReport(BaseModel):
@@ -112,6 +117,23 @@ def materialize_state(features: FeatureStore, view: FeatureView) -> MaterializeS
     """The last checkpoint of ``view``'s materialization, or ``None`` if it never ran."""
     raw = features.checkpoint(_checkpoint_key(online_view_name(view)))
     return None if raw is None else MaterializeState.model_validate_json(raw)
+
+
+def materialized_types(features: FeatureStore, view: FeatureView) -> dict[str, pa.DataType]:
+    """The Arrow type of each feature of ``view`` as its last materialization wrote it (empty
+    if it never ran, or ran before strataml recorded types). :class:`FeatureServer` passes
+    these to request-time transforms, so a feature no row has a value for (an entity without
+    a live row) is a typed null -- ``NaN`` in a float column -- as in training, not ``None``."""
+    state = materialize_state(features, view)
+    if state is None or state.feature_schema is None:
+        return {}
+    schema = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(state.feature_schema)))
+    return {f.name: f.type for f in schema}
+
+
+def _schema_text(schema: pa.Schema) -> str:
+    """``schema`` as text for the checkpoint (JSON): its IPC message, base64."""
+    return base64.b64encode(schema.remove_metadata().serialize().to_pybytes()).decode("ascii")
 
 
 def _utc(value: dt.datetime | None, label: str) -> dt.datetime | None:
@@ -235,6 +257,8 @@ def materialize(
         batch_size=batch_size,
         latest=True,
     )
+    feature_schema = pa.schema([reader.schema.field(f) for f in fv.features or ()])
+    state = state.model_copy(update={"feature_schema": _schema_text(feature_schema)})
     batches: Iterator[pa.RecordBatch] = iter(reader)
     if resumed and state.last_key is not None:
         batches = _after(batches, entities, state.last_key)

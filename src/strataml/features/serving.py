@@ -21,6 +21,7 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from strataml.errors import InvalidInput, SkewError
@@ -56,7 +57,12 @@ class FeatureServer:
 
     ``views`` are the caller's definitions (the ones its model was trained with); they must be
     registered and materialized. Feature names must be unique across the views and transform
-    outputs. Errors at construction: :class:`InvalidInput`. At read time:
+    outputs. ``feature_types`` (Arrow types by feature name, e.g. from
+    :func:`~strataml.features.materialize.materialized_types`; :meth:`Stack.feature_server
+    <strataml.stack.Stack.feature_server>` passes them) are the types transforms see their
+    feature inputs in, as in training, even when no row has a value (a cold-start entity:
+    ``NaN``, not ``None``, in a float feature). Errors at construction: :class:`InvalidInput`.
+    At read time:
     :class:`~strataml.errors.SkewError` (a row materialized from another definition),
     :class:`InvalidInput` (an entity lacking a key column), the online store's errors
     (:class:`~strataml.errors.NotFound` if a view was never materialized).
@@ -69,6 +75,7 @@ class FeatureServer:
         *,
         transforms: Sequence[Transform] = (),
         skew_guard: bool = True,
+        feature_types: Mapping[str, pa.DataType] | None = None,
     ) -> None:
         if not views:
             raise InvalidInput("a FeatureServer needs at least one feature view")
@@ -76,6 +83,7 @@ class FeatureServer:
         self._guard = skew_guard
         self._served = [_Served(v, skew_guard) for v in views]
         self._transforms = list(transforms)
+        self._types = dict(feature_types or {})
         # entity key columns a transform reads (training rows have them as columns too)
         keys = {k for s in self._served for k in s.view.entities}
         self._key_inputs = sorted(keys & {i for t in self._transforms for i in t.inputs})
@@ -121,7 +129,7 @@ class FeatureServer:
                 out[f] = None if row is None else row.get(f)
         if self._transforms:
             self._with_keys(out, entity)
-            apply_to_rows([out], self._transforms)
+            apply_to_rows([out], self._transforms, self._types)
         return out
 
     def get_many(
@@ -142,7 +150,7 @@ class FeatureServer:
         if self._transforms:
             for out, entity in zip(outs, entities, strict=True):
                 self._with_keys(out, entity)
-            apply_to_rows(outs, self._transforms)
+            apply_to_rows(outs, self._transforms, self._types)
         return outs
 
     def _with_keys(self, out: dict[str, Any], entity: Mapping[str, Any]) -> None:

@@ -173,13 +173,22 @@ def apply_to_table(table: pa.Table, transforms: Sequence[Transform]) -> pa.Table
 
 
 def apply_to_rows(
-    rows: Sequence[dict[str, Any]], transforms: Sequence[Transform]
+    rows: Sequence[dict[str, Any]],
+    transforms: Sequence[Transform],
+    types: Mapping[str, pa.DataType] | None = None,
 ) -> list[dict[str, Any]]:
     """Serving side: the same transforms over rows (turned into columns, so the function sees
     exactly what it sees in training); outputs are added to each row in place.
 
+    ``types`` gives the Arrow type of inputs whose training column type is known (the features:
+    :func:`~strataml.features.materialize.materialized_types`); the others are inferred from
+    the values. Without a type, an input that is null in every row (an entity with no live row)
+    has no type to infer and reaches the function as ``None`` objects, where training has a
+    typed null (``NaN`` in a float column).
+
     Raises :class:`InvalidInput` when a row lacks one of a transform's inputs (the key is absent;
-    a ``None`` value is a null input), as :func:`apply_to_table` does for a missing column."""
+    a ``None`` value is a null input), as :func:`apply_to_table` does for a missing column, or
+    when a value does not fit its input's type."""
     if not rows or not transforms:
         return list(rows)
     for t in transforms:
@@ -192,9 +201,18 @@ def apply_to_rows(
                 "request= (get) or requests= (get_many)"
             )
         # through Arrow, exactly like the training side (nulls -> NaN for numbers, etc.)
-        cols = {i: pa.array([r[i] for r in rows]) for i in t.inputs}
+        cols = {i: _column(t, i, [r[i] for r in rows], (types or {}).get(i)) for i in t.inputs}
         for name, arr in t(cols).items():
             values = arr.tolist()
             for row, value in zip(rows, values, strict=True):
                 row[name] = value
     return list(rows)
+
+
+def _column(t: Transform, name: str, values: list[Any], type_: pa.DataType | None) -> pa.Array:
+    try:
+        return pa.array(values, type=type_)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
+        raise InvalidInput(
+            f"transform {t.name!r}: input {name!r} does not fit type {type_}: {exc}"
+        ) from exc

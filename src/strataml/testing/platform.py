@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +27,7 @@ from strataml.features import (
     compare_online,
     materialize,
     materialize_state,
+    materialized_types,
     online_view_name,
     transform,
 )
@@ -379,6 +381,32 @@ class FeatureTransformTests(ContractBase):
         for row, got in zip(train.to_pylist(), served, strict=True):
             assert got["x_per_id"] == pytest.approx(row["x_per_id"])
         assert server.get({"id": 3})["x_per_id"] == pytest.approx(train.to_pylist()[3]["x_per_id"])
+
+    def test_a_cold_start_entity_gets_the_training_types(
+        self, feature_store: Any, online_store: Any, uid: Uid
+    ) -> None:
+        rows = [(i % 10, float(i), float(i % 7)) for i in range(60)]
+        view, _ = _setup(feature_store, uid, rows)
+        materialize(feature_store, online_store, view)
+        types = materialized_types(feature_store, view)
+        assert set(types) == {"x", "y"}
+        assert all(pa.types.is_floating(t) for t in types.values()), types
+
+        ratio = _ratio()
+        # ids 10 and 11 have no feature rows: training sees a null float x (NaN)
+        labels = _labels(12).append_column("amount", pa.array([float(a) for a in range(12)]))
+        train = apply_to_table(
+            feature_store.historical(labels, [f"{view.name}:x"]), [ratio]
+        ).to_pylist()
+        assert math.isnan(train[11]["ratio"])
+        server = FeatureServer(online_store, [view], transforms=[ratio], feature_types=types)
+        served = [server.get({"id": r["id"]}, request={"amount": r["amount"]}) for r in train]
+        cold = server.get_many(
+            [{"id": 10}, {"id": 11}], requests=[{"amount": 10.0}, {"amount": 11.0}]
+        )
+        for row, got in zip(train, served, strict=True):
+            assert got["ratio"] == pytest.approx(row["ratio"], nan_ok=True), (row, got)
+        assert [math.isnan(c["ratio"]) for c in cold] == [True, True]  # all-null column
 
     def test_a_raising_transform_is_a_typed_error(
         self, feature_store: Any, online_store: Any, uid: Uid
