@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import lancedb
 import numpy as np
@@ -400,15 +402,33 @@ def _recs(x: np.ndarray, prefix: str = "r", **extra: object) -> list[dict[str, o
     return [{"id": f"{prefix}{i}", "vector": v.tolist(), **extra} for i, v in enumerate(x)]
 
 
-def test_upsert_does_not_wait_for_the_index_build(tmp_path: Path) -> None:
+def test_upsert_does_not_wait_for_the_index_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store = LanceDBVectorStore(tmp_path / "v", index_threshold=256)
     store.create_collection("c", 16, "cosine")
+    real = LanceDBVectorStore._build_index
+    started, release = threading.Event(), threading.Event()
+    builds: list[int] = []
+
+    def held(self: LanceDBVectorStore, c: Any, rows: int) -> None:
+        """The background build, held open until the test has written during it."""
+        builds.append(rows)
+        if len(builds) == 1:
+            started.set()
+            assert release.wait(60)
+        real(self, c, rows)
+
+    monkeypatch.setattr(LanceDBVectorStore, "_build_index", held)
     x = _clustered(3000, 16, seed=4)
     store.upsert("c", _recs(x[:2000]))  # crosses the threshold: the build starts
-    # searches are served (exactly) while the index builds, and afterwards
+    assert started.wait(60) and builds == [2000]
+    # searches are served (exactly) while the index builds, and writes go on
     assert store.search("c", x[11], k=1)[0].id == "r11"
-    store.upsert("c", _recs(x[2000:], prefix="late"))  # writes go on during the build
+    store.upsert("c", _recs(x[2000:], prefix="late"))
+    release.set()
     stats = store.optimize("c")  # waits for the build, folds the late rows in
+    assert builds == [2000]  # optimize did not rebuild: 3000 rows is not 4x growth
     assert (stats.index_type, stats.count, stats.indexed) == ("ivf_flat", 3000, 3000)
     assert stats.index_params == {"metric": "cosine", "num_partitions": 44}
     assert stats.details["index_building"] is False and stats.details["unindexed"] == 0
@@ -578,10 +598,18 @@ def test_readers_never_fail_while_an_alias_is_repointed(tmp_path: Path) -> None:
                 failures.append(exc)
                 return
 
+    def wait_until_seen(target: str) -> None:
+        deadline = time.monotonic() + 30  # on a loaded machine the readers lag the repoints
+        while target not in seen and not failures and time.monotonic() < deadline:
+            time.sleep(0.001)
+
     with ThreadPoolExecutor(2) as pool:
         futures = [pool.submit(reader) for _ in range(2)]
+        wait_until_seen("blue")  # the readers are up
         for i in range(30):
             store.set_alias("live", "green" if i % 2 == 0 else "blue")
+        store.set_alias("live", "green")
+        wait_until_seen("green")
         done = True
         for f in futures:
             f.result()

@@ -26,7 +26,7 @@ from strataml.errors import (
     SchemaError,
     Unavailable,
 )
-from strataml.local import LMDB, LMDB_CAPS, LMDBConfig
+from strataml.local import LMDB, LMDB_CAPS, LMDBConfig, lmdb_online
 from strataml.local.lmdb_online import LMDBOnlineStore
 from strataml.registry import StackContext
 from strataml.testing.online import AsyncOnlineStoreTests, OnlineStoreTests
@@ -331,13 +331,26 @@ def test_expired_then_fresh_duplicate_in_one_batch(online_store: LMDBOnlineStore
 
 
 # ------------------------------------------------------------------------------------- expiry
-def test_purge_expired(tmp_path: Path) -> None:
+class _Clock:
+    """The store's clock (``time.time_ns``), moved by the test: no sleeping, no race."""
+
+    def __init__(self, now: dt.datetime) -> None:
+        self.ns = int(now.timestamp() * 1_000_000) * 1000
+
+    def time_ns(self) -> int:
+        return self.ns
+
+
+def test_purge_expired(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "db"
+    now = dt.datetime.now(UTC)
+    clock = _Clock(now)
+    monkeypatch.setattr(lmdb_online, "time", clock)
     with LMDBOnlineStore(path) as store:
-        now = dt.datetime.now(UTC)
         soon = now - dt.timedelta(seconds=59.2)  # expires 0.8 s from now with a 1 min ttl
         rows = [{"id": i, "ts": soon if i % 3 else now, "x": i} for i in range(30)]
         store.write("a", rows, entities=["id"], ttl=dt.timedelta(minutes=1), event_time="ts")
+        assert store.get("a", {"id": 1}) == {"ts": soon, "x": 1}  # stored, not yet expired
         store.write("b", [{"id": i, "x": i} for i in range(5)], entities=["id"])
         stale = now - dt.timedelta(hours=5)
         store.write(
@@ -348,10 +361,7 @@ def test_purge_expired(tmp_path: Path) -> None:
             event_time="ts",
         )
         assert store.get("c", {"id": 1}) is None
-        time.sleep(
-            max(0.0, (soon + dt.timedelta(minutes=1) - dt.datetime.now(UTC)).total_seconds())
-        )
-        time.sleep(0.05)
+        clock.ns += 1_000_000_000  # one second later
         assert store.get("a", {"id": 1}) is None
         assert store.get_many("a", [{"id": 2}, {"id": 3}, {"id": 4}], ["x"]) == [
             None,
@@ -461,6 +471,7 @@ def test_threads_read_and_write_concurrently(online_store: LMDBOnlineStore) -> N
 _READER = r"""
 import json, sys, time
 from strataml.errors import NotFound
+from strataml.local import lmdb_online
 from strataml.local.lmdb_online import LMDBOnlineStore
 
 path, final = sys.argv[1], int(sys.argv[2])

@@ -164,15 +164,19 @@ def test_readers_never_fail_while_an_alias_is_repointed(
                 failures.append(exc)
                 return
 
+    def wait_until_seen(target: str) -> None:
+        deadline = time.monotonic() + 30  # on a loaded machine the readers lag the repoints
+        while target not in seen and not failures and time.monotonic() < deadline:
+            time.sleep(0.001)
+
     threads = [threading.Thread(target=reader) for _ in range(3)]
     for t in threads:
         t.start()
+    wait_until_seen("blue")  # the readers are up (their first search opens b's pool)
     for i in range(40):
         a.set_alias("live", "green" if i % 2 == 0 else "blue")
     a.set_alias("live", "green")
-    deadline = time.monotonic() + 30  # on a loaded machine the readers may lag the repoints
-    while "green" not in seen and not failures and time.monotonic() < deadline:
-        time.sleep(0.001)
+    wait_until_seen("green")
     stop.set()
     for t in threads:
         t.join()

@@ -57,12 +57,14 @@ def at(minutes: float) -> dt.datetime:
 
 
 # ------------------------------------------------------------------------------------- names
+@settings(deadline=None)
 @given(st.from_regex(r"[a-z_][a-z0-9_$]{0,20}", fullmatch=True))
 def test_lowercase_names_are_case_insensitive_identifiers(name: str) -> None:
     assert to_sf(name) == name.upper()
     assert from_sf(to_sf(name)) == name
 
 
+@settings(deadline=None)
 @given(
     st.from_regex(r"[A-Za-z_][A-Za-z0-9_\-]{0,20}", fullmatch=True).filter(
         lambda n: n != n.upper() and n != n.lower()

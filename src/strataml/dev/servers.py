@@ -157,7 +157,8 @@ def start_postgres(
 ) -> ServerHandle:
     """Initialise (once) and start PostgreSQL with pgvector available.
 
-    ``durable=False`` turns off fsync and synchronous commit: much faster, for tests only.
+    ``durable=False`` turns off fsync and synchronous commit (much faster) and autovacuum (so
+    dead-tuple counts change only by what a test does): for tests only.
     """
     bindir = _pg_bin()
     pgdata = Path(data_dir).expanduser().resolve() / "pgdata"
@@ -194,7 +195,12 @@ def start_postgres(
         "-c shared_buffers=256MB",
     ]
     if not durable:
-        options += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
+        options += [
+            "-c fsync=off",
+            "-c synchronous_commit=off",
+            "-c full_page_writes=off",
+            "-c autovacuum=off",
+        ]
     _run(
         [
             str(bindir / "pg_ctl"),
