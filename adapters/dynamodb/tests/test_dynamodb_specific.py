@@ -536,6 +536,37 @@ def test_concurrent_retention_keeps_a_key_stored_again_meanwhile(
         b.close()
 
 
+def test_concurrent_retentions_count_each_record_once(
+    make_config: MakeConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Retentions A and B collect the same pages; B deletes them all before A acts. A page
+    wholly expired and a page partly expired: A must report 0, not B's records again."""
+    config = make_config()
+    a = DynamoDBIngestStore.from_config(config)
+    b = DynamoDBIngestStore.from_config(config)
+    old, new = "2020-01-01T00:00:00Z", "2030-01-01T00:00:00Z"
+    cut = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+    try:
+        b.write_batch("s", [{"i": 1, "at": old}, {"i": 2, "at": old}], time_field="at")
+        b.write_batch("s", [{"i": 3, "at": old}, {"i": 4, "at": new}], time_field="at")
+        forget = a._forget_keys
+        counts: list[int] = []
+
+        def b_runs_in_between(
+            stream: str, gen: str, keys: list[tuple[str, int]], what: str
+        ) -> None:
+            counts.append(b.delete_before("s", cut))
+            forget(stream, gen, keys, what)
+
+        monkeypatch.setattr(a, "_forget_keys", b_runs_in_between)
+        counts.append(a.delete_before("s", cut))
+        assert counts == [3, 0]
+        assert [r.data["i"] for r in read_all(b, "s")] == [4]
+    finally:
+        a.close()
+        b.close()
+
+
 def test_retention_leaves_a_late_key_item_that_blocks_nothing(
     ingest: DynamoDBIngestStore, admin: Any
 ) -> None:

@@ -262,7 +262,7 @@ class Batcher:
         self.sleep = sleep
         self.workers = workers
 
-    def _each(self, chunks: Sequence[_T], run: Callable[[_T], _R]) -> list[_R]:
+    def each(self, chunks: Sequence[_T], run: Callable[[_T], _R]) -> list[_R]:
         """``run`` every chunk (concurrently when there are several), results in order."""
         if self.workers <= 1 or len(chunks) <= 1:
             return [run(c) for c in chunks]
@@ -279,7 +279,7 @@ class Batcher:
     def write(self, requests: Sequence[Item], what: str) -> None:
         """Send ``PutRequest`` / ``DeleteRequest`` entries in requests of 25 (no two for the
         same key in one request: callers deduplicate), retrying unprocessed ones."""
-        self._each(_in_requests(requests), lambda chunk: self._write_one(chunk, what))
+        self.each(_in_requests(requests), lambda chunk: self._write_one(chunk, what))
 
     def _write_one(self, pending: list[Item], what: str) -> None:
         delays = backoff_delays(self.max_retries)
@@ -305,7 +305,7 @@ class Batcher:
         how many items were deleted. A failed condition (the item changed, or is gone) skips
         that item and is no error. ``BatchWriteItem`` cannot carry conditions, so this is one
         request per item; botocore retries throttled ones (``max_retries``)."""
-        return sum(self._each(_in_requests(deletes), lambda c: self._delete_some(c, what)))
+        return sum(self.each(_in_requests(deletes), lambda c: self._delete_some(c, what)))
 
     def _delete_some(self, deletes: list[Item], what: str) -> int:
         deleted = 0
@@ -339,7 +339,7 @@ class Batcher:
             if names:
                 request["ExpressionAttributeNames"] = names
             requests.append(request)
-        pages = self._each(requests, lambda request: self._get_one(request, what))
+        pages = self.each(requests, lambda request: self._get_one(request, what))
         return [item for page in pages for item in page]
 
     def _get_one(self, request: Item, what: str) -> list[Item]:

@@ -490,9 +490,10 @@ class DynamoDBIngestStore(CommitProtocol):
         """Delete the stream's records whose event time is before ``before``; return how many.
         Their idempotency keys are forgotten first (a ``DeleteItem`` per key, conditional on
         the key item still pointing at the deleted record, ``batch_concurrency`` at once);
-        then pages left without records are deleted, and the others rewritten without them (a
-        conditional put: concurrent retention of the same page is retried). The stream and
-        every cursor stay valid.
+        then pages left without records are deleted, and the others rewritten without them
+        (each conditional on the page's live count, ``batch_concurrency`` pages at once; a page
+        a concurrent retention changed is read again). Records removed by a concurrent
+        retention are counted by that one only. The stream and every cursor stay valid.
 
         Errors: :class:`~strataml.errors.NotFound` (unknown stream).
         """
@@ -501,30 +502,20 @@ class DynamoDBIngestStore(CommitProtocol):
         head = self._live_head(stream)
         what = f"deleting from stream {stream!r}"
         window = _Window(None, from_micros(cutoff))
-        doomed: list[dict[str, Any]] = []
-        partial: list[dict[str, Any]] = []
+        pages: list[dict[str, Any]] = []  # the pages holding records to delete
         keys: list[tuple[str, int]] = []  # (key, position) of the deleted records with keys
-        deleted = 0
         for first, last in visible_segments(0, head.c, head.holes):
             kwargs = self._pages_query(stream, head, first, last, window)
             for page in query_pages(self._client, what, **kwargs):
                 for item in page.get("Items", []):
                     gone = [s for s in slots(item) if s[1] < cutoff]
-                    if not gone:
-                        continue
-                    keys.extend((key, pos) for pos, _, key, _ in gone if key is not None)
-                    if len(gone) == int(item["m"]["N"]):
-                        doomed.append(
-                            {"DeleteRequest": {"Key": {"pk": item["pk"], "sk": item["sk"]}}}
-                        )
-                        deleted += len(gone)
-                    else:
-                        partial.append(item)
+                    if gone:
+                        keys.extend((key, pos) for pos, _, key, _ in gone if key is not None)
+                        pages.append(item)
         self._forget_keys(stream, head.gen, keys, what)
-        self._batch.write(doomed, what)
-        for item in partial:
-            deleted += self._prune_page(item, cutoff, what)
-        return deleted
+        # each page is deleted or rewritten conditionally on its live count, so records that a
+        # concurrent retention removed first are counted by that one only
+        return sum(self._batch.each(pages, lambda item: self._prune_page(item, cutoff, what)))
 
     def _forget_keys(self, stream: str, gen: str, keys: list[tuple[str, int]], what: str) -> None:
         """Delete the key items of the records at the given positions (``(key, position)``
