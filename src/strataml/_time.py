@@ -16,10 +16,21 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
-def to_utc_naive(value: dt.datetime) -> dt.datetime:
-    """Naive datetimes are taken as UTC; aware ones are converted."""
+def to_utc_naive(value: dt.datetime, where: str | None = None) -> dt.datetime:
+    """Naive datetimes are taken as UTC; aware ones are converted.
+
+    :class:`InvalidInput` (prefixed with ``where``) for an aware datetime whose UTC instant
+    falls outside the years 1-9999 (``9999-12-31T23:00-05:00``): no datetime can hold it.
+    """
     if value.tzinfo is not None:
-        return value.astimezone(dt.UTC).replace(tzinfo=None)
+        try:
+            return value.astimezone(dt.UTC).replace(tzinfo=None)
+        except OverflowError as exc:
+            prefix = f"{where}: " if where else ""
+            raise InvalidInput(
+                f"{prefix}{value.isoformat()} is out of range: in UTC it falls outside the "
+                "years 1-9999"
+            ) from exc
     return value
 
 
@@ -35,7 +46,7 @@ def from_micros(us: int) -> dt.datetime:
 def parse_event_time(value: Any, where: str) -> dt.datetime:
     """A datetime, a date, an ISO-8601 string or epoch seconds -> naive UTC datetime."""
     if isinstance(value, dt.datetime):
-        return to_utc_naive(value)
+        return to_utc_naive(value, where)
     if isinstance(value, dt.date):
         return dt.datetime(value.year, value.month, value.day)
     if isinstance(value, bool):
@@ -49,15 +60,19 @@ def parse_event_time(value: Any, where: str) -> dt.datetime:
             raise InvalidInput(f"{where}: {value!r} is out of range") from exc
     if isinstance(value, str):
         try:
-            return to_utc_naive(dt.datetime.fromisoformat(value.replace("Z", "+00:00")))
+            parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError as exc:
             raise InvalidInput(f"{where}: {value!r} is not an ISO-8601 timestamp") from exc
+        return to_utc_naive(parsed, where)
     raise InvalidInput(f"{where}: {value!r} ({type(value).__name__}) is not a timestamp")
 
 
 _MIN_EPOCH_S = -62_135_596_800  # 0001-01-01T00:00:00
 _MAX_EPOCH_S = 253_402_300_799  # 9999-12-31T23:59:59
 _EPOCH_UTC = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+#: The instants a datetime can hold, in microseconds since the epoch (UTC).
+_MIN_US = _MIN_EPOCH_S * 1_000_000
+_MAX_US = (_MAX_EPOCH_S + 1) * 1_000_000 - 1
 
 
 def _datetime_micros(value: dt.datetime) -> int | None:
@@ -86,6 +101,7 @@ def event_micros(value: Any, where: str) -> int:
             micros = None
     elif t is dt.datetime:
         micros = _datetime_micros(value)
-    if micros is None:
+    if micros is None or not _MIN_US <= micros <= _MAX_US:
+        # an aware time beyond datetime's range in UTC: parse_event_time raises InvalidInput
         micros = to_micros(parse_event_time(value, where))
     return micros

@@ -34,6 +34,7 @@ import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 
+from strataml._time import to_utc_naive
 from strataml.errors import InvalidInput, SchemaError
 from strataml.models import FeatureView
 from strataml.protocols import FeatureStore, OnlineStore
@@ -141,9 +142,7 @@ def _utc(value: dt.datetime | None, label: str) -> dt.datetime | None:
         return None
     if not isinstance(value, dt.datetime):
         raise InvalidInput(f"{label} must be a datetime, not {type(value).__name__}")
-    if value.tzinfo is None:
-        return value.replace(tzinfo=dt.UTC)
-    return value.astimezone(dt.UTC)
+    return to_utc_naive(value, label).replace(tzinfo=dt.UTC)
 
 
 def _commit(features: FeatureStore, online_view: str, state: MaterializeState, rows: int) -> None:

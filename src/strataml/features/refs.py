@@ -223,7 +223,7 @@ def compute_window(
     bounds: list[dt.datetime | None] = []
     for label, value in (("start", start), ("end", end)):
         if value is None or isinstance(value, dt.datetime):
-            bounds.append(None if value is None else to_utc_naive(value))
+            bounds.append(None if value is None else to_utc_naive(value, label))
         elif isinstance(value, dt.date):
             bounds.append(dt.datetime(value.year, value.month, value.day))
         else:

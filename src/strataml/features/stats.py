@@ -805,7 +805,7 @@ def _naive(value: Any, label: str) -> dt.datetime | None:
         return None
     if not isinstance(value, dt.datetime):
         raise InvalidInput(f"{label} must be a datetime, not {type(value).__name__}")
-    return to_utc_naive(value)
+    return to_utc_naive(value, label)
 
 
 def compute_stats(

@@ -1,0 +1,88 @@
+"""Regression tests for bad input on the embedded ``local`` profile's non-vector stages
+(ingest, features, online, training, the feature platform and the CLI): every failure is a
+typed strataml error raised before anything is written, never a leaked driver or Python error,
+and nothing accepted poisons later reads."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+import strataml
+from strataml.errors import InvalidInput
+from strataml.models import FeatureView
+from strataml.stack import Stack
+
+#: Aware times whose UTC instant no ``datetime`` can hold (after 9999 / before year 1).
+PAST_MAX = dt.datetime.max.replace(tzinfo=dt.timezone(dt.timedelta(hours=-5)))
+BEFORE_MIN = dt.datetime.min.replace(tzinfo=dt.timezone(dt.timedelta(hours=5)))
+OUT_OF_RANGE = [
+    PAST_MAX,
+    BEFORE_MIN,
+    "9999-12-31T23:59:59-05:00",
+    "0001-01-01T00:00:00+05:00",
+]
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    with strataml.open("local", data_dir=tmp_path) as s:
+        yield s
+
+
+@pytest.fixture
+def view(stack: Stack) -> FeatureView:
+    stack.features.load(
+        "events",
+        pa.table(
+            {
+                "id": [1, 2, 1],
+                "ts": [dt.datetime(2024, 1, d) for d in (1, 2, 3)],
+                "x": [1.0, 2.0, 3.0],
+            }
+        ),
+    )
+    return stack.features.register(
+        FeatureView(name="fv", sql="SELECT id, ts, x FROM events", entities=("id",))
+    )
+
+
+# ---------------------------------------------------------------- event times out of range
+@pytest.mark.parametrize("when", OUT_OF_RANGE)
+def test_ingest_rejects_event_time_outside_utc_range(stack: Stack, when: object) -> None:
+    """An event time beyond datetime's range in UTC was stored, and every later read of the
+    stream raised OverflowError."""
+    stack.ingest.write("s", {"n": 0})
+    with pytest.raises(InvalidInput, match="out of range"):
+        stack.ingest.write("s", {"t": when}, time_field="t")
+    with pytest.raises(InvalidInput, match=r"records\[1\]"):
+        stack.ingest.write_batch("s", [{"t": "2024-01-01"}, {"t": when}], time_field="t")
+    page = stack.ingest.read("s")
+    assert [r.data for r in page.records] == [{"n": 0}]
+
+
+@pytest.mark.parametrize("when", [PAST_MAX, BEFORE_MIN])
+def test_out_of_range_bounds_are_invalid_input(
+    stack: Stack, view: FeatureView, when: object
+) -> None:
+    """Window bounds and filter values beyond datetime's range in UTC leaked OverflowError."""
+    stack.ingest.write("s", {"n": 0})
+    with pytest.raises(InvalidInput):
+        stack.ingest.read("s", start=when)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput):
+        stack.ingest.count("s", end=when)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput):
+        stack.ingest.delete_before("s", when)  # type: ignore[arg-type]
+    assert stack.ingest.count("s") == 1
+    with pytest.raises(InvalidInput):
+        stack.features.compute("fv", start=when)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput):
+        stack.materialize("fv", end=when)
+    assert stack.online.views() == []
+    stack.training.write("ds", pa.table({"t": [dt.datetime(2024, 1, 1)]}))
+    with pytest.raises(InvalidInput):
+        stack.training.count("ds", filter={"t": {"$lt": when}})
