@@ -86,3 +86,26 @@ def test_out_of_range_bounds_are_invalid_input(
     stack.training.write("ds", pa.table({"t": [dt.datetime(2024, 1, 1)]}))
     with pytest.raises(InvalidInput):
         stack.training.count("ds", filter={"t": {"$lt": when}})
+
+
+# ------------------------------------------------------------ online values out of range
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [{"id": 1, "t": PAST_MAX}],
+        [{"id": 1, "t": [BEFORE_MIN]}],
+        [{"id": 1, "t": {"at": PAST_MAX}}],
+        pa.table({"id": [1], "t": pa.array([300_000_000_000], pa.timestamp("s"))}),
+        pa.table({"id": [1], "t": pa.array([-300_000_000_000], pa.timestamp("s", tz="UTC"))}),
+        pa.table({"id": [1], "t": pa.array([3_000_000], pa.date32())}),
+        pa.table({"id": [1], "t": pa.array([[300_000_000_000]], pa.list_(pa.timestamp("s")))}),
+    ],
+    ids=["aware", "in-list", "in-map", "arrow-ts", "arrow-ts-tz", "arrow-date", "arrow-list"],
+)
+def test_online_rejects_times_no_datetime_holds(stack: Stack, rows: object) -> None:
+    """A feature time beyond the years 1-9999 in UTC was stored, and every later get of the
+    entity raised OverflowError (or the write leaked it, for a list column)."""
+    stack.online.write("v", [{"id": 1, "t": "kept"}], entities=["id"])
+    with pytest.raises(InvalidInput, match=r"1-9999|out of range"):
+        stack.online.write("v", rows, entities=["id"])
+    assert stack.online.get("v", {"id": 1}) == {"t": "kept"}

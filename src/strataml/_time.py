@@ -71,8 +71,8 @@ _MIN_EPOCH_S = -62_135_596_800  # 0001-01-01T00:00:00
 _MAX_EPOCH_S = 253_402_300_799  # 9999-12-31T23:59:59
 _EPOCH_UTC = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 #: The instants a datetime can hold, in microseconds since the epoch (UTC).
-_MIN_US = _MIN_EPOCH_S * 1_000_000
-_MAX_US = (_MAX_EPOCH_S + 1) * 1_000_000 - 1
+MIN_MICROS = _MIN_EPOCH_S * 1_000_000
+MAX_MICROS = (_MAX_EPOCH_S + 1) * 1_000_000 - 1
 
 
 def _datetime_micros(value: dt.datetime) -> int | None:
@@ -101,7 +101,7 @@ def event_micros(value: Any, where: str) -> int:
             micros = None
     elif t is dt.datetime:
         micros = _datetime_micros(value)
-    if micros is None or not _MIN_US <= micros <= _MAX_US:
+    if micros is None or not MIN_MICROS <= micros <= MAX_MICROS:
         # an aware time beyond datetime's range in UTC: parse_event_time raises InvalidInput
         micros = to_micros(parse_event_time(value, where))
     return micros

@@ -13,8 +13,9 @@ from typing import Any
 
 import msgpack
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from strataml._time import event_micros
+from strataml._time import MAX_MICROS, MIN_MICROS, event_micros, to_utc_naive
 from strataml.arrowutil import as_table
 from strataml.errors import InvalidInput
 
@@ -29,7 +30,8 @@ __all__ = [
     "ttl_micros",
 ]
 
-_PLAIN = frozenset({type(None), bool, int, float, str, bytes, dt.datetime})
+#: Values that need no check (a datetime does: its UTC instant must be one a datetime holds).
+_PLAIN = frozenset({type(None), bool, int, float, str, bytes})
 
 
 def entity_columns(entities: Any) -> tuple[str, ...]:
@@ -81,14 +83,20 @@ def entity_list(entities: Any) -> Sequence[Any]:
 
 def _check_nested(value: Any, where: str) -> None:
     """Reject maps with non-string keys anywhere in a value (they could not be read back
-    identically on every backend)."""
-    if isinstance(value, Mapping):
+    identically on every backend), and aware datetimes whose UTC instant is beyond the years
+    1-9999 (stored, they could not be read back at all)."""
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            to_utc_naive(value, where)
+    elif isinstance(value, Mapping):
         for k, v in value.items():
             if not isinstance(k, str):
                 raise InvalidInput(f"{where}: nested map keys must be strings, got {k!r}")
             if type(v) not in _PLAIN:
                 _check_nested(v, f"{where}.{k}")
-    elif isinstance(value, list | tuple) and not _PLAIN.issuperset(map(type, value)):
+    elif isinstance(value, list | tuple | set | frozenset) and not _PLAIN.issuperset(
+        map(type, value)
+    ):
         for i, v in enumerate(value):
             _check_nested(v, f"{where}[{i}]")
 
@@ -131,16 +139,37 @@ def _event_micros(values: Iterable[Any], where: str) -> list[int]:
     return out
 
 
-def py_values(col: pa.ChunkedArray) -> list[Any]:
+def py_values(col: pa.ChunkedArray, where: str = "column") -> list[Any]:
     """A column's values, ready for :mod:`strataml.codec`. Timestamps (naive ones are UTC) and
     dates become ``msgpack.Timestamp`` instants built from the int64 microseconds: they encode
     exactly like the UTC datetimes they stand for, about 10x faster than converting each value
-    to a ``datetime`` first (what ``to_pylist`` does, slower still for tz-aware columns)."""
+    to a ``datetime`` first (what ``to_pylist`` does, slower still for tz-aware columns).
+
+    :class:`InvalidInput` (prefixed with ``where``) for values Python cannot hold: a time
+    beyond the years 1-9999, or (nested in lists or structs) anything ``to_pylist`` refuses.
+    """
     t = col.type
     if not (pa.types.is_timestamp(t) or pa.types.is_date(t)):
-        return col.to_pylist()  # type: ignore[no-any-return]
+        try:
+            return col.to_pylist()  # type: ignore[no-any-return]
+        except (OverflowError, ValueError, pa.ArrowException) as exc:
+            raise InvalidInput(f"{where}: a value cannot be read back in Python: {exc}") from exc
     tz = t.tz if pa.types.is_timestamp(t) else None
-    micros = col.cast(pa.timestamp("us", tz=tz), safe=False).cast(pa.int64()).to_pylist()
+    try:
+        # nanoseconds lose their last digits (safe=False); coarser units only widen, and an
+        # overflow of int64 microseconds must raise rather than wrap
+        safe = not (pa.types.is_timestamp(t) and t.unit == "ns")
+        micros_col = col.cast(pa.timestamp("us", tz=tz), safe=safe).cast(pa.int64())
+    except pa.ArrowInvalid as exc:
+        raise InvalidInput(f"{where}: a time is beyond the years 1-9999: {exc}") from exc
+    bounds = pc.min_max(micros_col)
+    lo, hi = bounds["min"].as_py(), bounds["max"].as_py()
+    if lo is not None and (lo < MIN_MICROS or hi > MAX_MICROS):
+        bad = lo if lo < MIN_MICROS else hi
+        raise InvalidInput(
+            f"{where}: {bad} microseconds since the epoch is beyond the years 1-9999 (UTC)"
+        )
+    micros = micros_col.to_pylist()
     stamp = msgpack.Timestamp
     return [None if m is None else stamp(m // 1_000_000, (m % 1_000_000) * 1000) for m in micros]
 
@@ -161,7 +190,7 @@ def _arrow_batch(
     key_columns = [table.column(c).to_pylist() for c in order]
     n = table.num_rows
     features: Iterable[dict[str, Any]] = (
-        _feature_dicts(table, feature_names) if feature_names else ({} for _ in range(n))
+        _feature_dicts(table, feature_names, where) if feature_names else ({} for _ in range(n))
     )
     event_us: list[int] | None = None
     if event_time is not None:
@@ -177,9 +206,9 @@ def _arrow_batch(
     return Batch(n, key_columns, features, event_us, table, feature_names)
 
 
-def _feature_dicts(table: pa.Table, names: list[str]) -> Iterator[dict[str, Any]]:
+def _feature_dicts(table: pa.Table, names: list[str], where: str) -> Iterator[dict[str, Any]]:
     """Each row's features as a dict; the columns are converted on the first ``next``."""
-    cols = [py_values(table.column(c)) for c in names]
+    cols = [py_values(table.column(c), f"{where}: feature {c!r}") for c in names]
     for vals in zip(*cols, strict=True):
         yield dict(zip(names, vals, strict=True))
 

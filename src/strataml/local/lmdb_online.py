@@ -531,6 +531,8 @@ class LMDBOnlineStore:
         except LimitExceeded:
             raise
         except InvalidInput as exc:
+            if i < 0:  # Arrow input: a column failed to convert, and names itself
+                raise
             raise InvalidInput(f"{where}: row {i}: {exc}") from exc
         return ops, has_deletes, batch.n
 
