@@ -109,3 +109,70 @@ def test_online_rejects_times_no_datetime_holds(stack: Stack, rows: object) -> N
     with pytest.raises(InvalidInput, match=r"1-9999|out of range"):
         stack.online.write("v", rows, entities=["id"])
     assert stack.online.get("v", {"id": 1}) == {"t": "kept"}
+
+
+# ------------------------------------------------------------------- FeatureServer arguments
+@pytest.mark.parametrize("entity", [None, 1, [("id", 1)]])
+def test_feature_server_get_rejects_non_mapping_entity(
+    stack: Stack, view: FeatureView, entity: object
+) -> None:
+    """A non-mapping entity leaked TypeError (``'NoneType' object is not subscriptable``)."""
+    stack.materialize("fv")
+    server = stack.feature_server(["fv"])
+    with pytest.raises(InvalidInput, match="entity is a mapping"):
+        server.get(entity)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput, match="entity is a mapping"):
+        server.get_many([{"id": 1}, entity])  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize("entities", [None, {"id": 1}, "id"])
+def test_feature_server_get_many_rejects_non_list(
+    stack: Stack, view: FeatureView, entities: object
+) -> None:
+    """``None``, a single mapping or a string as ``entities`` leaked TypeError."""
+    stack.materialize("fv")
+    with pytest.raises(InvalidInput, match="entities is a list"):
+        stack.feature_server(["fv"]).get_many(entities)  # type: ignore[arg-type]
+
+
+def test_feature_server_get_many_reads_an_iterable_once(stack: Stack, view: FeatureView) -> None:
+    """A generator of entities was consumed by the first view's read, then zip() raised
+    ValueError; a generator of requests raised TypeError (no len())."""
+    stack.materialize("fv")
+    server = stack.feature_server(["fv"])
+    got = server.get_many(({"id": i} for i in (1, 2)), requests=({"r": i} for i in (1, 2)))
+    assert got == [{"r": 1, "x": 3.0}, {"r": 2, "x": 2.0}]
+
+
+def test_feature_server_rejects_non_mapping_request(stack: Stack, view: FeatureView) -> None:
+    """A request that is not a mapping leaked TypeError (or was read as key/value pairs)."""
+    stack.materialize("fv")
+    server = stack.feature_server(["fv"])
+    with pytest.raises(InvalidInput, match="request is a mapping"):
+        server.get({"id": 1}, request=5)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput, match="request is a mapping"):
+        server.get_many([{"id": 1}], requests=[[("a", 1)]])  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize("views", [None, "fv"])
+def test_stack_feature_server_rejects_non_list_views(
+    stack: Stack, view: FeatureView, views: object
+) -> None:
+    """``None`` leaked TypeError; a bare name was iterated letter by letter (NotFound 'f')."""
+    with pytest.raises(InvalidInput, match="views is a list"):
+        stack.feature_server(views)  # type: ignore[arg-type]
+
+
+def test_feature_server_rejects_bad_transforms(stack: Stack, view: FeatureView) -> None:
+    """A single Transform or a plain function leaked TypeError / AttributeError."""
+    from strataml.features.transforms import transform
+
+    @transform(inputs=["x"], outputs=["x2"])
+    def double(cols: dict[str, object]) -> dict[str, object]:
+        return {"x2": cols["x"] * 2}  # type: ignore[operator]
+
+    stack.materialize("fv")
+    with pytest.raises(InvalidInput, match="transforms is a list"):
+        stack.feature_server(["fv"], transforms=double)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput, match="transforms is a list"):
+        stack.feature_server(["fv"], transforms=[lambda cols: cols])  # type: ignore[list-item]

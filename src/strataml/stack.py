@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -16,7 +17,7 @@ from strataml.models import FeatureView
 from strataml.registry import Adapter, StackContext, get_adapter
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Mapping
 
     import pyarrow as pa
 
@@ -183,6 +184,11 @@ class Stack:
         from strataml.features.materialize import materialized_types
         from strataml.features.serving import FeatureServer
 
+        if isinstance(views, str | FeatureView) or not isinstance(views, Sequence):
+            raise InvalidInput(
+                "views is a list of feature views (names like 'name' / 'name@2', or "
+                f"FeatureView definitions), got {type(views).__name__}"
+            )
         defs: list[FeatureView] = []
         types: dict[str, Any] = {}
         for v in views:

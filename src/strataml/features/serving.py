@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -77,12 +77,13 @@ class FeatureServer:
         skew_guard: bool = True,
         feature_types: Mapping[str, pa.DataType] | None = None,
     ) -> None:
+        views = _sequence(views, "views", FeatureView)
         if not views:
             raise InvalidInput("a FeatureServer needs at least one feature view")
         self._online = online
         self._guard = skew_guard
         self._served = [_Served(v, skew_guard) for v in views]
-        self._transforms = list(transforms)
+        self._transforms = _sequence(transforms, "transforms", Transform)
         self._types = dict(feature_types or {})
         # entity key columns a transform reads (training rows have them as columns too)
         keys = {k for s in self._served for k in s.view.entities}
@@ -108,6 +109,11 @@ class FeatureServer:
         return row
 
     def _key(self, served: _Served, entity: Mapping[str, Any]) -> dict[str, Any]:
+        if not isinstance(entity, Mapping):
+            raise InvalidInput(
+                f"an entity is a mapping of {served.entities} to values, "
+                f"got {type(entity).__name__}"
+            )
         try:
             return {e: entity[e] for e in served.entities}
         except KeyError as exc:
@@ -122,7 +128,7 @@ class FeatureServer:
         ``request`` holds the transforms' request-time inputs; an entity key a transform reads
         is taken from ``entity`` (and then appears in the result). A transform input found in
         neither raises :class:`InvalidInput`."""
-        out: dict[str, Any] = dict(request or {})
+        out: dict[str, Any] = _request(request)
         for s in self._served:
             row = self._check(s, self._online.get(s.online_view, self._key(s, entity), s.read))
             for f in s.features:
@@ -138,9 +144,12 @@ class FeatureServer:
         requests: Sequence[Mapping[str, Any]] | None = None,
     ) -> list[dict[str, Any]]:
         """:meth:`get` for many entities (one batched read per view), aligned with ``entities``."""
-        if requests is not None and len(requests) != len(entities):
-            raise InvalidInput("requests must be aligned with entities")
-        outs = [dict(r) for r in requests] if requests is not None else [{} for _ in entities]
+        entities = _items(entities, "entities")
+        if requests is not None:
+            requests = _items(requests, "requests")
+            if len(requests) != len(entities):
+                raise InvalidInput("requests must be aligned with entities")
+        outs = [_request(r) for r in requests] if requests is not None else [{} for _ in entities]
         for s in self._served:
             rows = self._online.get_many(s.online_view, [self._key(s, e) for e in entities], s.read)
             for out, row in zip(outs, rows, strict=True):
@@ -158,6 +167,35 @@ class FeatureServer:
         for k in self._key_inputs:
             if k in entity:
                 out.setdefault(k, entity[k])
+
+
+def _sequence(values: Any, what: str, kind: type[Any]) -> list[Any]:
+    """``views=`` / ``transforms=``: a sequence of ``kind`` (not a single one, not a string)."""
+    if isinstance(values, str | kind) or not isinstance(values, Sequence):
+        raise InvalidInput(f"{what} is a list of {kind.__name__}, got {type(values).__name__}")
+    bad = [type(v).__name__ for v in values if not isinstance(v, kind)]
+    if bad:
+        raise InvalidInput(f"{what} is a list of {kind.__name__}, got items of type {bad}")
+    return list(values)
+
+
+def _items(values: Any, what: str) -> list[Any]:
+    """``entities`` / ``requests`` of ``get_many``: a list of mappings (any iterable, read
+    once; not a single mapping or a string)."""
+    if isinstance(values, Mapping | str | bytes) or not isinstance(values, Iterable):
+        raise InvalidInput(f"{what} is a list of mappings, got {type(values).__name__}")
+    return list(values)
+
+
+def _request(request: Any) -> dict[str, Any]:
+    """A request's fields as a new dict (``None``: none)."""
+    if request is None:
+        return {}
+    if not isinstance(request, Mapping):
+        raise InvalidInput(
+            f"a request is a mapping of request-time inputs, got {type(request).__name__}"
+        )
+    return dict(request)
 
 
 class CompareReport(BaseModel):
