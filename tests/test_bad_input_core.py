@@ -176,3 +176,19 @@ def test_feature_server_rejects_bad_transforms(stack: Stack, view: FeatureView) 
         stack.feature_server(["fv"], transforms=double)  # type: ignore[arg-type]
     with pytest.raises(InvalidInput, match="transforms is a list"):
         stack.feature_server(["fv"], transforms=[lambda cols: cols])  # type: ignore[list-item]
+
+
+# ------------------------------------------------------------------------------ transforms
+def test_training_side_transform_output_arrow_cannot_hold(stack: Stack, view: FeatureView) -> None:
+    """A transform returning objects Arrow has no type for leaked pyarrow's ArrowInvalid from
+    Stack.historical (the serving side never converts, so only training failed)."""
+    from strataml.errors import TransformError
+    from strataml.features.transforms import transform
+
+    @transform(inputs=["x"], outputs=["tag"])
+    def tag(cols: dict[str, object]) -> dict[str, object]:
+        return {"tag": [object() for _ in cols["x"]]}  # type: ignore[attr-defined]
+
+    labels = pa.table({"id": [1], "ts": [dt.datetime(2024, 1, 5)]})
+    with pytest.raises(TransformError, match="'tag'"):
+        stack.historical(labels, ["fv:x"], transforms=[tag])

@@ -161,14 +161,23 @@ def transform(
 
 def apply_to_table(table: pa.Table, transforms: Sequence[Transform]) -> pa.Table:
     """Training side: append every transform's outputs to ``table`` (in order; a transform may
-    use an earlier one's outputs). Output names may not clash with existing columns."""
+    use an earlier one's outputs). Output names may not clash with existing columns
+    (:class:`InvalidInput`); an output Arrow cannot hold (objects of no Arrow type, mixed
+    kinds) is a :class:`TransformError`."""
     for t in transforms:
         clash = [o for o in t.outputs if o in table.column_names]
         if clash:
             raise InvalidInput(f"transform {t.name!r} outputs {clash} clash with columns")
         cols = {i: table.column(i) for i in t.inputs if i in table.column_names}
         for name, arr in t(cols).items():
-            table = table.append_column(name, pa.array(arr))
+            try:
+                column = pa.array(arr)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+                raise TransformError(
+                    f"transform {t.name!r}: output {name!r} is not a column Arrow can hold "
+                    f"(dtype {arr.dtype}): {exc}"
+                ) from exc
+            table = table.append_column(name, column)
     return table
 
 
