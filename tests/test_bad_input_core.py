@@ -192,3 +192,27 @@ def test_training_side_transform_output_arrow_cannot_hold(stack: Stack, view: Fe
     labels = pa.table({"id": [1], "ts": [dt.datetime(2024, 1, 5)]})
     with pytest.raises(TransformError, match="'tag'"):
         stack.historical(labels, ["fv:x"], transforms=[tag])
+
+
+# ------------------------------------------------------------------------------------- CLI
+@pytest.mark.parametrize(
+    "window",
+    ["-99999999999d..now", "-99999999999d:now", "-1000000w..now", "-9999999999999999999999s..now"],
+)
+def test_drift_cli_relative_time_too_far_back_exits_2(
+    tmp_path: Path, view: FeatureView, window: str
+) -> None:
+    """A relative time before year 1 (or beyond a timedelta) crashed `strataml drift` with an
+    OverflowError traceback (exit 1, which means "drift found") instead of exit 2."""
+    from click.testing import CliRunner
+
+    from strataml.cli import main
+
+    out = CliRunner().invoke(
+        main,
+        ["drift", "fv", "--baseline", window, "--current", "2024-01-01..2024-01-04"],
+        env={"STRATAML_DATA_DIR": str(tmp_path)},
+    )
+    assert out.exit_code == 2, out.output
+    assert out.exception is None or isinstance(out.exception, SystemExit)
+    assert "error:" in out.output

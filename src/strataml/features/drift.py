@@ -578,7 +578,10 @@ def _instant(text: str, now: dt.datetime) -> dt.datetime | None:
         return now
     rel = _RELATIVE.match(text)
     if rel:
-        return now - dt.timedelta(**{_UNITS[rel[2]]: float(rel[1])})
+        try:
+            return now - dt.timedelta(**{_UNITS[rel[2]]: float(rel[1])})
+        except OverflowError as exc:  # before year 1, or beyond what a timedelta holds
+            raise InvalidInput(f"{text!r} is too far in the past") from exc
     try:
         return to_utc_naive(dt.datetime.fromisoformat(text))
     except ValueError:
