@@ -216,3 +216,34 @@ def test_drift_cli_relative_time_too_far_back_exits_2(
     assert out.exit_code == 2, out.output
     assert out.exception is None or isinstance(out.exception, SystemExit)
     assert "error:" in out.output
+
+
+# ----------------------------------------------------------------------- online NumPy values
+def test_online_numpy_arrays_round_trip_as_lists(stack: Stack) -> None:
+    """A NumPy array feature (an embedding) was unwrapped with ``.item()``: one element came
+    back as a bare scalar, several raised 'can only convert an array of size 1'."""
+    import numpy as np
+
+    rows = [{"id": 1, "one": np.array([1.5]), "emb": np.arange(3.0), "m": np.eye(2, dtype=int)}]
+    stack.online.write("v", rows, entities=["id"])
+    assert stack.online.get("v", {"id": 1}) == {
+        "one": [1.5],
+        "emb": [0.0, 1.0, 2.0],
+        "m": [[1, 0], [0, 1]],
+    }
+
+
+def test_online_numpy_datetime64_round_trips_as_datetime(stack: Stack) -> None:
+    """A nanosecond datetime64 came back as an int (nanoseconds since the epoch), a
+    microsecond or day one was refused; timedelta64 and times beyond year 9999 stay refused."""
+    import numpy as np
+
+    utc = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+    for unit in ("ns", "us", "D"):
+        value = np.datetime64("2020-01-01", unit)
+        stack.online.write("v", [{"id": 1, "t": value, "ts": np.array([value])}], entities=["id"])
+        assert stack.online.get("v", {"id": 1}) == {"t": utc, "ts": [utc]}, unit
+    for bad in (np.datetime64("10000-01-01"), np.timedelta64(5, "s")):
+        with pytest.raises(InvalidInput):
+            stack.online.write("v", [{"id": 1, "t": bad}], entities=["id"])
+    assert stack.online.get("v", {"id": 1}) == {"t": utc, "ts": [utc]}

@@ -2,8 +2,9 @@
 
 Values round-trip with their types: None, bool, int, float (NaN too), str, bytes, lists, and
 datetimes (returned timezone-aware, UTC). Decimals (SQL ``NUMERIC``, ``SUM`` of integers) are
-stored as ints when integral and as floats otherwise. Shared by every online adapter, so a row
-written through one backend decodes identically through another.
+stored as ints when integral and as floats otherwise. NumPy scalars are stored as their Python
+values and arrays as (nested) lists of them, ``datetime64`` as datetimes. Shared by every
+online adapter, so a row written through one backend decodes identically through another.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 import msgpack
 
+from strataml._time import MAX_MICROS, MIN_MICROS
 from strataml.errors import InvalidInput
 
 __all__ = ["decode_row", "decode_value", "encode_key", "encode_row", "encode_value"]
@@ -36,15 +38,33 @@ def _default(obj: Any) -> Any:
         return msgpack.Timestamp.from_datetime(
             dt.datetime(obj.year, obj.month, obj.day, tzinfo=dt.UTC)
         )
-    item = getattr(obj, "item", None)
-    if callable(item) and type(obj).__module__ == "numpy":
-        return item()
-    tolist = getattr(obj, "tolist", None)
-    if callable(tolist) and type(obj).__module__ == "numpy":
-        return tolist()
+    if type(obj).__module__ == "numpy":
+        return _numpy(obj)
     if isinstance(obj, tuple | set | frozenset):
         return list(obj)
     raise TypeError(f"cannot encode {type(obj).__name__}")
+
+
+def _numpy(obj: Any) -> Any:
+    """A NumPy scalar as its Python value, an array as a (nested) list of them; datetime64
+    values as naive UTC datetimes (``None`` for NaT). ``TypeError`` / ``OverflowError`` (the
+    encoders' :class:`InvalidInput`) for timedelta64 and datetimes beyond the years 1-9999."""
+    import numpy as np  # loaded already: obj is a NumPy object
+
+    if not isinstance(obj, np.ndarray | np.generic):
+        raise TypeError(f"cannot encode {type(obj).__name__}")
+    kind = obj.dtype.kind
+    if kind == "m":
+        raise TypeError("cannot encode numpy.timedelta64")
+    if kind == "M":
+        # datetime64 of any unit: .tolist() gives ints for ns (and out-of-range) values
+        obj = obj.astype("datetime64[us]")
+        micros = obj.astype(np.int64)
+        if np.any(~np.isnat(obj) & ((micros < MIN_MICROS) | (micros > MAX_MICROS))):
+            raise OverflowError("a numpy.datetime64 is beyond the years 1-9999")
+    value = obj.tolist()
+    # the packer calls ``default`` once per object: a datetime returned here must be final
+    return _default(value) if isinstance(value, dt.date) else value
 
 
 class _Local(threading.local):
