@@ -26,6 +26,7 @@ __all__ = [
     "features_arg",
     "normalize_rows",
     "py_values",
+    "time_micros",
     "to_batch",
     "ttl_micros",
 ]
@@ -139,6 +140,31 @@ def _event_micros(values: Iterable[Any], where: str) -> list[int]:
     return out
 
 
+def time_micros(
+    col: pa.ChunkedArray | pa.Array, where: str = "column"
+) -> pa.ChunkedArray | pa.Array:
+    """A timestamp or date column as int64 microseconds since the epoch (UTC; naive columns
+    are UTC). :class:`InvalidInput` (prefixed with ``where``) for a time beyond the years
+    1-9999, which no ``datetime`` could hold when read back."""
+    t = col.type
+    tz = t.tz if pa.types.is_timestamp(t) else None
+    try:
+        # nanoseconds lose their last digits (safe=False); coarser units only widen, and an
+        # overflow of int64 microseconds must raise rather than wrap
+        safe = not (pa.types.is_timestamp(t) and t.unit == "ns")
+        micros = col.cast(pa.timestamp("us", tz=tz), safe=safe).cast(pa.int64())
+    except pa.ArrowInvalid as exc:
+        raise InvalidInput(f"{where}: a time is beyond the years 1-9999: {exc}") from exc
+    bounds = pc.min_max(micros)
+    lo, hi = bounds["min"].as_py(), bounds["max"].as_py()
+    if lo is not None and (lo < MIN_MICROS or hi > MAX_MICROS):
+        bad = lo if lo < MIN_MICROS else hi
+        raise InvalidInput(
+            f"{where}: {bad} microseconds since the epoch is beyond the years 1-9999 (UTC)"
+        )
+    return micros
+
+
 def py_values(col: pa.ChunkedArray, where: str = "column") -> list[Any]:
     """A column's values, ready for :mod:`strataml.codec`. Timestamps (naive ones are UTC) and
     dates become ``msgpack.Timestamp`` instants built from the int64 microseconds: they encode
@@ -154,22 +180,7 @@ def py_values(col: pa.ChunkedArray, where: str = "column") -> list[Any]:
             return col.to_pylist()  # type: ignore[no-any-return]
         except (OverflowError, ValueError, pa.ArrowException) as exc:
             raise InvalidInput(f"{where}: a value cannot be read back in Python: {exc}") from exc
-    tz = t.tz if pa.types.is_timestamp(t) else None
-    try:
-        # nanoseconds lose their last digits (safe=False); coarser units only widen, and an
-        # overflow of int64 microseconds must raise rather than wrap
-        safe = not (pa.types.is_timestamp(t) and t.unit == "ns")
-        micros_col = col.cast(pa.timestamp("us", tz=tz), safe=safe).cast(pa.int64())
-    except pa.ArrowInvalid as exc:
-        raise InvalidInput(f"{where}: a time is beyond the years 1-9999: {exc}") from exc
-    bounds = pc.min_max(micros_col)
-    lo, hi = bounds["min"].as_py(), bounds["max"].as_py()
-    if lo is not None and (lo < MIN_MICROS or hi > MAX_MICROS):
-        bad = lo if lo < MIN_MICROS else hi
-        raise InvalidInput(
-            f"{where}: {bad} microseconds since the epoch is beyond the years 1-9999 (UTC)"
-        )
-    micros = micros_col.to_pylist()
+    micros = time_micros(col, where).to_pylist()
     stamp = msgpack.Timestamp
     return [None if m is None else stamp(m // 1_000_000, (m % 1_000_000) * 1000) for m in micros]
 

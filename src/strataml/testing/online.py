@@ -668,6 +668,11 @@ class OnlineTTLTests(_OnlineBase):
 _BAD_KEY_VALUES = [1.5, True, None, b"42", [1]]
 
 
+#: Aware times whose UTC instant no ``datetime`` can hold (after 9999 / before year 1).
+_PAST_MAX = dt.datetime.max.replace(tzinfo=dt.timezone(dt.timedelta(hours=-5)))
+_BEFORE_MIN = dt.datetime.min.replace(tzinfo=dt.timezone(dt.timedelta(hours=5)))
+
+
 class OnlineErrorTests(_OnlineBase):
     """Bad input raises typed strataml errors and leaves the store unchanged."""
 
@@ -684,6 +689,25 @@ class OnlineErrorTests(_OnlineBase):
             {"v": "two"},
             None,
         ]
+
+    @pytest.mark.parametrize(
+        "rows",
+        [
+            [{"id": 1, "v": _PAST_MAX}],
+            [{"id": 2, "v": ["ok", _BEFORE_MIN]}],
+            [{"id": 1, "v": {"at": _PAST_MAX}}],
+            pa.table({"id": [1], "v": pa.array([300_000_000_000], pa.timestamp("s"))}),
+            pa.table({"id": [2], "v": pa.array([3_000_000], pa.date32())}),
+        ],
+        ids=["aware", "in_list", "in_map", "arrow_timestamp", "arrow_date"],
+    )
+    def test_times_no_datetime_holds_are_invalid(
+        self, online_store: Any, existing: str, rows: Any
+    ) -> None:
+        """A time beyond the years 1-9999 in UTC, once stored, could never be read back."""
+        with raises_strata(InvalidInput):
+            online_store.write(existing, rows, entities=["id"])
+        self._unchanged(online_store, existing)
 
     def test_unknown_view_not_found(self, online_store: Any, new_view: Callable[..., str]) -> None:
         view = new_view("_never")

@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 
 from strataml import codec
 from strataml.errors import InvalidInput, LimitExceeded
-from strataml.online_rows import Batch, py_values
+from strataml.online_rows import Batch, py_values, time_micros
 from strataml_redis.keys import KeyLayout
 
 __all__ = ["EXPIRED", "EncodedWrite", "encode_write"]
@@ -157,9 +157,9 @@ def _with_prefix(prefix: bytes, payload: np.ndarray) -> np.ndarray:
     return out
 
 
-def fixed_values(col: pa.ChunkedArray | pa.Array) -> np.ndarray | None:
+def fixed_values(col: pa.ChunkedArray | pa.Array, where: str = "column") -> np.ndarray | None:
     """The msgpack values of a null-free fixed-width column as a (rows, width) uint8 matrix;
-    ``None`` for any other column."""
+    ``None`` for any other column. :class:`InvalidInput` for a time no datetime can hold."""
     t = col.type
     if col.null_count:
         return None
@@ -175,8 +175,7 @@ def fixed_values(col: pa.ChunkedArray | pa.Array) -> np.ndarray | None:
     if pa.types.is_timestamp(t) or pa.types.is_date(t):
         # the instant (naive columns are UTC) as timestamp 96: nanoseconds (uint32), then
         # seconds (int64), both big-endian -- what codec encodes for the UTC datetime
-        tz = t.tz if pa.types.is_timestamp(t) else None
-        micros = col.cast(pa.timestamp("us", tz=tz), safe=False).cast(pa.int64()).to_numpy()
+        micros = time_micros(col, where).to_numpy()
         secs, rem = np.divmod(micros, 1_000_000)
         payload = np.concatenate([_be(rem * 1000, ">u4"), _be(secs, ">i8")], axis=1)
         return _with_prefix(b"\xc7\x0c\xff", payload)
@@ -193,8 +192,9 @@ def _var_values(col: pa.ChunkedArray, name: str, key: bytes, where: str) -> list
         return [nil if i is None else pairs[i] for i in encoded.indices.to_pylist()]
     out: list[bytes] = []
     encode_value = codec.encode_value
+    values = py_values(col, f"{where}: feature {name!r}")  # a whole-column failure: no row
     try:
-        for value in py_values(col):
+        for value in values:
             out.append(key + encode_value(value))
     except InvalidInput as exc:
         raise InvalidInput(f"{where}: row {len(out)}: feature {name!r}: {exc}") from exc
@@ -211,7 +211,7 @@ def _arrow_values(table: pa.Table, names: Sequence[str], n: int, where: str) -> 
         except InvalidInput as exc:
             raise InvalidInput(f"{where}: feature name {name!r} is not valid Unicode") from exc
         col = table.column(name)
-        fixed = fixed_values(col)
+        fixed = fixed_values(col, f"{where}: feature {name!r}")
         if fixed is not None:
             run.append(_with_prefix(key, fixed))
             continue
