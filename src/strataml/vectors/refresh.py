@@ -937,6 +937,8 @@ def run_refresh_cli(
 
     out = console or Console()
     try:
+        # before anything is fitted or saved: the default model path is built from the name
+        check_name("collection", collection)
         docs = load_documents(source)
         chunker = Chunker(size=chunk_size, overlap=chunk_overlap, unit=chunk_unit)
         with strataml.open(profile, data_dir=data_dir) as stack:
