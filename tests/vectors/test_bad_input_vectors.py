@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from strataml.vectors.refresh import run_refresh_cli
+from strataml.errors import InvalidInput
+from strataml.vectors.refresh import load_documents, run_refresh_cli
 
 
 def _jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
@@ -39,3 +40,15 @@ def test_cli_bad_collection_name_writes_no_model_outside_the_data_dir(
     assert code == 2
     assert "InvalidInput" in capsys.readouterr().out
     assert list(tmp_path.rglob("*.npz")) == []  # nothing fitted, nothing written
+
+
+def test_cli_jsonl_that_is_not_utf8_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "docs.jsonl"
+    src.write_bytes(b'{"id": "a", "text": "ok"}\n{"id": "b", "text": "caf\xe9 \xff"}\n')
+    with pytest.raises(InvalidInput, match=r"docs\.jsonl:2: not UTF-8"):
+        load_documents(src)
+    code = run_refresh_cli(src, "kb", data_dir=tmp_path / "data", as_json=True)
+    assert code == 2
+    assert "InvalidInput" in capsys.readouterr().out

@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import json
 import tempfile
 import time
@@ -864,7 +865,13 @@ def load_documents(
     if not path.is_file():
         raise InvalidInput(f"{path}: no such file or directory")
     out: list[dict[str, Any]] = []
-    with path.open(encoding="utf-8") as fh:
+    data = path.read_bytes()
+    try:
+        content = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line_no = data.count(b"\n", 0, exc.start) + 1
+        raise InvalidInput(f"{path}:{line_no}: not UTF-8 text: {exc}") from exc
+    with io.StringIO(content, newline=None) as fh:  # universal newlines, as a text file
         for n, line in enumerate(fh, 1):
             if not line.strip():
                 continue
