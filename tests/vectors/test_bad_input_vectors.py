@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from strataml.errors import InvalidInput
+from strataml.errors import InvalidInput, LimitExceeded
 from strataml.vectors.refresh import load_documents, run_refresh_cli
 
 
@@ -52,3 +52,17 @@ def test_cli_jsonl_that_is_not_utf8_is_a_clear_error(
     code = run_refresh_cli(src, "kb", data_dir=tmp_path / "data", as_json=True)
     assert code == 2
     assert "InvalidInput" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------- create_collection
+@pytest.mark.parametrize("metadata", [[1, 2], "ab", 42, [("a", 1)]])
+def test_create_collection_metadata_that_is_not_a_mapping(lance: Any, metadata: Any) -> None:
+    with pytest.raises(InvalidInput, match="metadata"):
+        lance.create_collection("c", 3, metadata=metadata)
+    assert lance.collections() == []
+
+
+def test_create_collection_dimension_beyond_arrow_is_refused(lance: Any) -> None:
+    with pytest.raises(LimitExceeded, match="dim"):
+        lance.create_collection("c", 2**31, "l2")
+    assert lance.collections() == []

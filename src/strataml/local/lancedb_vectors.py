@@ -106,6 +106,7 @@ from strataml.errors import (
     Conflict,
     FilterError,
     InvalidInput,
+    LimitExceeded,
     NotFound,
     SchemaError,
     StrataError,
@@ -171,6 +172,8 @@ _METRICS: Final = ("cosine", "l2", "dot")
 #: Column types of metadata fields: the scalar ones as in ``scan_metadata``; lists as JSON text
 _ARROW: Final[dict[FieldType, pa.DataType]] = {**ARROW_TYPES, FieldType.LIST: pa.string()}
 _ID_CHUNK: Final = 4096
+#: The largest dimension a vector column can have (Arrow's fixed-size lists have int32 sizes).
+_MAX_DIM: Final = 2**31 - 1
 #: Fold unindexed rows into the indexes and compact after this many writes / rows. Rows the
 #: indexes do not cover yet are searched exhaustively (keyword search tokenizes them on every
 #: query), so a bulk load is also folded in whenever the unindexed rows reach the indexed ones
@@ -695,18 +698,25 @@ class LanceDBVectorStore:
         An existing collection raises :class:`Conflict`, unless ``exist_ok`` and its dimension,
         metric and tenancy match (then it is returned unchanged). ``metadata`` is free-form JSON
         kept with the collection. Raises :class:`InvalidInput` (bad name, dimension, metric or
-        metadata) and :class:`Unsupported` (a metric this backend lacks).
+        metadata), :class:`LimitExceeded` (a dimension over Arrow's limit) and
+        :class:`Unsupported` (a metric this backend lacks).
         """
         self._check_open()
         check_name("collection", name)
         if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
             raise InvalidInput(f"dim must be a positive integer, got {dim!r}")
+        if dim > _MAX_DIM:
+            raise LimitExceeded(f"dim {dim} is over LanceDB's limit of {_MAX_DIM}")
         if metric not in _METRICS:
             raise InvalidInput(f"unknown metric {metric!r}; use 'cosine', 'l2' or 'dot'")
         if metric not in self.capabilities.metrics:
             raise Unsupported(f"LanceDB vector store cannot use metric {metric!r}")
         if not isinstance(multi_tenant, bool):
             raise InvalidInput(f"multi_tenant must be a bool, got {multi_tenant!r}")
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise InvalidInput(
+                f"collection metadata must be a mapping, got {type(metadata).__name__}"
+            )
         meta = dict(metadata or {})
         blob = dumps_record(meta, "collection metadata")
         with self._aliases.locked() as aliases, self._lock:
