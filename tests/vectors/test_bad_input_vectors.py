@@ -8,8 +8,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
+from strataml.embed import LSAEmbedder
 from strataml.errors import InvalidInput, LimitExceeded
 from strataml.vectors.refresh import load_documents, run_refresh_cli
 
@@ -66,3 +68,74 @@ def test_create_collection_dimension_beyond_arrow_is_refused(lance: Any) -> None
     with pytest.raises(LimitExceeded, match="dim"):
         lance.create_collection("c", 2**31, "l2")
     assert lance.collections() == []
+
+
+# ------------------------------------------------------------------------------ LSA embedder
+CORPUS = [
+    "alpha beta gamma delta",
+    "epsilon zeta theta kappa",
+    "lambda sigma omega river",
+    "mountain valley forest ocean",
+]
+
+
+@pytest.mark.parametrize("dim", [None, "8", 2.5, True, 1])
+def test_lsa_bad_dimension(dim: Any) -> None:
+    with pytest.raises(InvalidInput, match="dim"):
+        LSAEmbedder(dim)
+
+
+@pytest.mark.parametrize(
+    "corpus",
+    [
+        ["a", "b", "c"],  # no token of two characters or more: no vocabulary
+        "alpha beta gamma",  # one string, not a list of texts
+        ["alpha beta", None, "gamma delta"],
+        [t.encode() for t in CORPUS],  # bytes, not str
+    ],
+)
+def test_lsa_fit_on_unusable_corpus(corpus: Any) -> None:
+    with pytest.raises(InvalidInput):
+        LSAEmbedder(2).fit(corpus)
+
+
+@pytest.mark.parametrize("texts", ["alpha beta", ["alpha", None], [b"alpha"]])
+def test_lsa_embed_bad_texts(texts: Any) -> None:
+    model = LSAEmbedder(2).fit(CORPUS)
+    with pytest.raises(InvalidInput):
+        model.embed(texts)
+
+
+def test_lsa_load_of_a_damaged_model_file(tmp_path: Path) -> None:
+    good = LSAEmbedder(2).fit(CORPUS).save(tmp_path / "m.npz")
+    data = good.read_bytes()
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(data[: len(data) // 2])
+    empty = tmp_path / "empty.npz"
+    empty.write_bytes(b"")
+    for path in (truncated, empty):
+        with pytest.raises(InvalidInput, match="not a saved LSA model"):
+            LSAEmbedder.load(path)
+    # a header without the model's keys
+    with np.load(good) as z:
+        arrays = {k: z[k] for k in z.files}
+    for header in ({"format": 1}, ["format", 1], {"format": 1, "dim": "x", "params": {}}):
+        bad = tmp_path / "bad_header.npz"
+        np.savez(bad, **{**arrays, "header": np.array(json.dumps(header))})
+        with pytest.raises(InvalidInput, match="not a saved LSA model"):
+            LSAEmbedder.load(bad)
+
+
+def test_cli_refresh_with_a_damaged_model_or_tiny_vocabulary_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = _jsonl(tmp_path / "docs.jsonl", [{"id": f"d{i}", "text": "a b c"} for i in range(4)])
+    code = run_refresh_cli(src, "kb", data_dir=tmp_path / "data", lsa_dim=2, as_json=True)
+    assert code == 2
+    assert "InvalidInput" in capsys.readouterr().out
+    damaged = tmp_path / "model.npz"
+    damaged.write_bytes(b"PK\x03\x04 not really a zip")
+    src = _jsonl(tmp_path / "docs.jsonl", _docs())
+    code = run_refresh_cli(src, "kb", data_dir=tmp_path / "data", lsa_model=damaged, as_json=True)
+    assert code == 2
+    assert "InvalidInput" in capsys.readouterr().out

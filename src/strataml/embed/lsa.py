@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,8 +38,8 @@ class LSAEmbedder:
         max_features: int | None = 200_000,
         random_state: int = 0,
     ) -> None:
-        if dim < 2:
-            raise InvalidInput("LSA needs dim >= 2")
+        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 2:
+            raise InvalidInput(f"LSA needs an integer dim >= 2, got {dim!r}")
         self._dim = dim
         self._params = {
             "ngram_range": ngram_range,
@@ -59,14 +60,21 @@ class LSAEmbedder:
         return self._version
 
     def fit(self, corpus: Sequence[str]) -> LSAEmbedder:
-        """Learn the vocabulary and the latent space from ``corpus``."""
+        """Learn the vocabulary and the latent space from ``corpus`` (a list of strings).
+
+        Raises :class:`InvalidInput` for fewer than two texts, a text that is not a string, a
+        corpus without vocabulary (no word of two characters or more) or one too small for
+        ``dim``."""
         from sklearn.decomposition import TruncatedSVD
 
-        texts = list(corpus)
+        texts = _texts(corpus, "corpus")
         if len(texts) < 2:
             raise InvalidInput("LSA needs at least two documents to fit")
         vec = self._make_vectorizer()
-        tfidf = vec.fit_transform(texts)
+        try:
+            tfidf = vec.fit_transform(texts)
+        except ValueError as exc:  # e.g. no word of two characters or more: no vocabulary
+            raise InvalidInput(f"cannot fit LSA on this corpus: {exc}") from exc
         components = min(self._dim, tfidf.shape[1] - 1, len(texts) - 1)
         if components < self._dim:
             raise InvalidInput(
@@ -133,18 +141,23 @@ class LSAEmbedder:
                 terms = [str(t) for t in data["terms"]]
                 idf = np.asarray(data["idf"], dtype=np.float64)
                 components = np.asarray(data["components"], dtype=np.float64)
-        except (OSError, KeyError, ValueError) as exc:
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
             raise InvalidInput(f"{path} is not a saved LSA model: {exc}") from exc
-        if header.get("format") != 1 or components.shape != (header["dim"], len(terms)):
-            raise InvalidInput(f"{path} is not a saved LSA model (unknown format or shape)")
-        params = header["params"]
-        model = cls(
-            header["dim"],
-            ngram_range=(int(params["ngram_range"][0]), int(params["ngram_range"][1])),
-            min_df=params["min_df"],
-            max_features=params["max_features"],
-            random_state=params["random_state"],
-        )
+        try:
+            if header.get("format") != 1 or components.shape != (header["dim"], len(terms)):
+                raise InvalidInput(f"{path} is not a saved LSA model (unknown format or shape)")
+            params = header["params"]
+            model = cls(
+                header["dim"],
+                ngram_range=(int(params["ngram_range"][0]), int(params["ngram_range"][1])),
+                min_df=params["min_df"],
+                max_features=params["max_features"],
+                random_state=params["random_state"],
+            )
+        except InvalidInput:
+            raise
+        except (AttributeError, KeyError, IndexError, TypeError, ValueError) as exc:
+            raise InvalidInput(f"{path} is not a saved LSA model (bad header: {exc!r})") from exc
         vec = model._make_vectorizer({t: i for i, t in enumerate(terms)})
         vec.idf_ = idf
         model._vectorizer = vec
@@ -153,17 +166,34 @@ class LSAEmbedder:
         return model
 
     def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
-        """Embed texts into the fitted space; rows are unit length (zero rows stay zero)."""
+        """Embed texts (a list of strings: :class:`InvalidInput` otherwise) into the fitted
+        space; rows are unit length (zero rows stay zero)."""
         if self._vectorizer is None:
             raise InvalidInput("fit() the LSA embedder on a corpus before embedding")
-        if not texts:
+        items = _texts(texts, "texts")
+        if not items:
             return np.zeros((0, self._dim), dtype=np.float32)
-        dense = self._svd.transform(self._vectorizer.transform(list(texts)))
+        dense = self._svd.transform(self._vectorizer.transform(items))
         out = np.asarray(dense, dtype=np.float32)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         norms[norms == 0] = 1.0
         result: npt.NDArray[np.float32] = out / norms
         return result
+
+
+def _texts(texts: Sequence[str], what: str) -> list[str]:
+    """``texts`` as a list of strings (:class:`InvalidInput` for a single string or a
+    non-string item: scikit-learn would split the one or fail on the other)."""
+    if isinstance(texts, str | bytes):
+        raise InvalidInput(f"{what}: pass a list of texts, not a single {type(texts).__name__}")
+    try:
+        items = list(texts)
+    except TypeError as exc:
+        raise InvalidInput(f"{what}: expected a list of texts: {exc}") from exc
+    for i, t in enumerate(items):
+        if not isinstance(t, str):
+            raise InvalidInput(f"{what}[{i}] is a {type(t).__name__}, not a string")
+    return items
 
 
 class _Projection:
