@@ -13,6 +13,7 @@ import pytest
 
 from strataml.embed import LSAEmbedder
 from strataml.errors import InvalidInput, LimitExceeded
+from strataml.local.lancedb_vectors import LanceDBVectorStore
 from strataml.vectors.refresh import load_documents, run_refresh_cli
 
 
@@ -139,3 +140,58 @@ def test_cli_refresh_with_a_damaged_model_or_tiny_vocabulary_exits_2(
     code = run_refresh_cli(src, "kb", data_dir=tmp_path / "data", lsa_model=damaged, as_json=True)
     assert code == 2
     assert "InvalidInput" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------- zero-norm vectors
+def _zero_rows(store: Any, name: str) -> None:
+    store.create_collection(name, 3, "cosine")
+    store.upsert(
+        name,
+        [
+            {"id": "a", "vector": [1.0, 0.0, 0.0], "metadata": {"g": 1}},
+            {"id": "b", "vector": [0.0, 1.0, 0.0], "metadata": {"g": 1}},
+            {"id": "zero", "vector": [0.0, 0.0, 0.0], "metadata": {"g": 1}},
+            {"id": "other", "vector": [0.0, 0.0, 0.0], "metadata": {"g": 2}},
+        ],
+    )
+
+
+def test_cosine_search_keeps_a_stored_zero_vector_ranked_last(lance: Any) -> None:
+    """A zero vector has no cosine similarity: it ranks last (distance 2, score 0), as on
+    pgvector, instead of vanishing from a search that asks for more hits than it got."""
+    _zero_rows(lance, "c")
+    hits = lance.search("c", [1.0, 0.0, 0.0], k=10, filter={"g": 1})
+    assert [h.id for h in hits] == ["a", "b", "zero"]
+    assert (hits[-1].score, hits[-1].distance, hits[-1].metric) == (0.0, 2.0, "cosine")
+    assert [h.id for h in lance.search("c", [1.0, 0.0, 0.0], k=2)] == ["a", "b"]
+    assert lance.count("c", filter={"g": 1}) == 3
+
+
+def test_cosine_search_with_a_zero_query_vector_returns_k_hits(lance: Any) -> None:
+    _zero_rows(lance, "c")
+    hits = lance.search("c", [0.0, 0.0, 0.0], k=3, include_vectors=True)
+    assert len(hits) == 3 and all(h.score == 0.0 and h.distance == 2.0 for h in hits)
+    assert all(h.vector is not None and len(h.vector) == 3 for h in hits)
+    assert {h.id for h in lance.search("c", [0.0, 0.0, 0.0], k=10, filter={"g": 1})} == {
+        "a",
+        "b",
+        "zero",
+    }
+    hybrid = lance.search("c", [0.0, 0.0, 0.0], text="nothing", k=10)
+    assert {h.id for h in hybrid} == {"a", "b", "zero", "other"}
+
+
+def test_cosine_search_keeps_zero_vectors_with_an_ann_index(tmp_path: Path) -> None:
+    store = LanceDBVectorStore(tmp_path / "v", index_threshold=256)
+    try:
+        store.create_collection("c", 4, "cosine")
+        rng = np.random.default_rng(0)
+        rows = [{"id": f"r{i}", "vector": rng.normal(size=4)} for i in range(300)]
+        rows += [{"id": "z0", "vector": [0.0] * 4}, {"id": "z1", "vector": [0.0] * 4}]
+        store.upsert("c", rows)
+        assert store.optimize("c").index_type == "ivf_flat"
+        hits = store.search("c", rng.normal(size=4), k=len(rows))
+        assert len(hits) == len(rows)
+        assert [h.id for h in hits[-2:]] == ["z0", "z1"]
+    finally:
+        store.close()

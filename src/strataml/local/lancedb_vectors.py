@@ -44,7 +44,9 @@ Reads and writes
   stop words removed); rows not yet indexed are searched too, so upserted text is searchable at
   once. Hybrid search runs both legs and fuses them (:mod:`strataml.vectors.fusion`).
 * LanceDB distances are converted to the score contract of :class:`~strataml.models.Hit`:
-  squared L2 -> Euclidean, ``1 - cos`` as is, ``1 - dot`` -> ``-dot``.
+  squared L2 -> Euclidean, ``1 - cos`` as is, ``1 - dot`` -> ``-dot``. A zero vector (stored
+  or queried) has no cosine distance (LanceDB drops such rows): a cosine search that returns
+  fewer than ``k`` hits adds the matching rows it left out, ranked last with distance 2.0.
 
 Aliases
 -------
@@ -1485,7 +1487,43 @@ class LanceDBVectorStore:
                 )
             )
         hits.sort(key=lambda h: -h.score)
+        if c.metric == "cosine" and len(hits) < k:
+            hits.extend(self._without_cosine(c, k - len(hits), hits, where, include_vectors))
         return hits
+
+    def _without_cosine(
+        self,
+        c: _Collection,
+        n: int,
+        found: Sequence[Hit],
+        where: str | None,
+        include_vectors: bool,
+    ) -> list[Hit]:
+        """Up to ``n`` matching rows a cosine search left out: a zero vector (stored, or the
+        query's) has no cosine distance, and LanceDB drops rows whose distance is NaN. They
+        rank last, with the largest cosine distance (2.0, score 0), as on the other backends.
+        Only runs when a search returned fewer than ``k`` hits."""
+        parts = [where] if where is not None else []
+        if found:
+            parts.append(f"`id` NOT IN ({', '.join(_literal(h.id) for h in found)})")
+        q = c.table.search().select(self._columns(c, include_vectors)).limit(n)
+        if parts:
+            q = q.where(" AND ".join(parts))
+        rows = sorted(self._rows(c, q.to_arrow()), key=lambda r: r["id"])
+        return [
+            Hit(
+                id=row["id"],
+                score=score_from_distance("cosine", 2.0),
+                distance=2.0,
+                metric="cosine",
+                keyword_score=None,
+                text=row["text"],
+                metadata=row["metadata"],
+                tenant=row["tenant"],
+                vector=row.get("vector"),
+            )
+            for row in rows
+        ]
 
     @staticmethod
     def _distance(metric: str, lance: float) -> float:
