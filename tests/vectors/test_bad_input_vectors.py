@@ -4,6 +4,7 @@ silently."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 
 from strataml.embed import LSAEmbedder
 from strataml.errors import InvalidInput, LimitExceeded
+from strataml.filters import FieldType
 from strataml.local.lancedb_vectors import LanceDBVectorStore
 from strataml.vectors.refresh import load_documents, run_refresh_cli
 
@@ -195,3 +197,40 @@ def test_cosine_search_keeps_zero_vectors_with_an_ann_index(tmp_path: Path) -> N
         assert [h.id for h in hits[-2:]] == ["z0", "z1"]
     finally:
         store.close()
+
+
+# ------------------------------------------------------------------- NumPy metadata values
+@pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
+def test_numpy_datetime64_metadata_is_a_timestamp_in_every_unit(lance: Any, unit: str) -> None:
+    """``np.datetime64`` values (what ``df[col].values`` holds) are timestamps whatever their
+    unit; nanoseconds used to become an int field."""
+    lance.create_collection("c", 2)
+    value = np.datetime64("2020-01-06T01:02:03", unit)
+    lance.upsert("c", [{"id": "a", "vector": [1.0, 0.0], "metadata": {"t": value}}])
+    assert lance.describe("c").fields == {"t": FieldType.TIMESTAMP}
+    (rec,) = lance.get("c", ["a"])
+    assert rec.metadata["t"] == dt.datetime(2020, 1, 6, 1, 2, 3, tzinfo=dt.UTC)
+    later = dt.datetime(2021, 1, 1, tzinfo=dt.UTC)
+    lance.upsert("c", [{"id": "b", "vector": [0.0, 1.0], "metadata": {"t": later}}])
+    assert lance.count("c", filter={"t": {"$lt": later}}) == 1
+
+
+def test_numpy_date_nat_and_timedelta_metadata(lance: Any) -> None:
+    lance.create_collection("c", 2)
+    lance.upsert(
+        "c",
+        [
+            {"id": "d", "vector": [1.0, 0.0], "metadata": {"day": np.datetime64("2020-01-06")}},
+            {"id": "n", "vector": [1.0, 0.0], "metadata": {"t": np.datetime64("NaT", "ns")}},
+        ],
+    )
+    assert lance.describe("c").fields == {"day": FieldType.DATE}
+    assert lance.get("c", ["n"])[0].metadata == {}  # NaT is a missing value
+    for bad in (
+        np.timedelta64(5, "ns"),
+        np.datetime64("20000-01-01", "us"),  # beyond Python's datetime
+        np.array(["2020-01-01"], dtype="datetime64[ns]"),  # lists hold JSON scalars
+    ):
+        with pytest.raises(InvalidInput):
+            lance.upsert("c", [{"id": "x", "vector": [1.0, 0.0], "metadata": {"v": bad}}])
+    assert lance.count("c") == 2

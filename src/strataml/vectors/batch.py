@@ -19,7 +19,8 @@ Rules
   finite ``float``, ``bool``, ``datetime`` (naive means UTC; normalised to aware UTC), ``date``
   -- or lists of JSON scalars (``str``, ``int``, finite ``float``, ``bool``, ``None``). A value of
   ``None`` means the field is absent and is dropped. Nested mappings raise :class:`InvalidInput`.
-  NumPy scalars are unwrapped.
+  NumPy scalars are unwrapped (``datetime64`` as a ``date`` or a UTC ``datetime`` whatever its
+  unit, NaT as ``None``).
 * **field types** are inferred per field (:class:`~strataml.filters.FieldType`); ``int`` and
   ``float`` mix (the field becomes ``FLOAT``). A value whose type differs from the field's known
   type -- in the batch or in the collection -- raises :class:`InvalidInput`.
@@ -94,8 +95,25 @@ class VectorBatch:
 
 
 # ------------------------------------------------------------------------------------ values
+def _numpy_datetime(value: np.datetime64) -> Any:
+    """A ``datetime64`` as a ``date`` (calendar units), a naive ``datetime`` (time units,
+    truncated to microseconds) or ``None`` (NaT); ``.item()`` gives an int for ns and finer."""
+    unit = np.datetime_data(value.dtype)[0]
+    out = value.item() if unit in ("Y", "M", "W", "D") else value.astype("datetime64[us]").item()
+    if out is not None and not isinstance(out, dt.date):
+        raise InvalidInput(f"{value!r} is outside the range of Python datetimes")
+    return out
+
+
 def _unwrap_numpy(value: Any) -> Any:
     if type(value).__module__ == "numpy":
+        if isinstance(value, np.datetime64):
+            return _numpy_datetime(value)
+        if isinstance(value, np.timedelta64):
+            return value  # not a metadata value (its .item() may be an int): refused as such
+        if isinstance(value, np.ndarray) and value.dtype.kind in "mM":
+            # as datetimes/timedeltas (refused in lists), not nanosecond ints
+            return value.astype(f"{value.dtype.kind.lower()}8[us]").tolist()
         item = getattr(value, "item", None)
         if callable(item) and getattr(value, "ndim", 0) == 0:
             return item()
