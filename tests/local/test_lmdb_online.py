@@ -380,8 +380,9 @@ def test_purge_expired(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_purge_expired_rejects_bad_chunk(online_store: LMDBOnlineStore) -> None:
-    with pytest.raises(InvalidInput):
-        online_store.purge_expired(chunk=0)
+    for chunk in (0, "5", 2.5, None, True):
+        with pytest.raises(InvalidInput):
+            online_store.purge_expired(chunk=chunk)  # type: ignore[arg-type]
 
 
 # -------------------------------------------------------------------------------- threads

@@ -234,3 +234,18 @@ def test_numpy_date_nat_and_timedelta_metadata(lance: Any) -> None:
         with pytest.raises(InvalidInput):
             lance.upsert("c", [{"id": "x", "vector": [1.0, 0.0], "metadata": {"v": bad}}])
     assert lance.count("c") == 2
+
+
+@pytest.mark.parametrize("k", [2**32, 2**63 - 1, 2**80])
+def test_any_positive_k_or_batch_size_is_valid(tmp_path: Path, k: int) -> None:
+    """LanceDB takes row counts as 32-bit integers: k or batch_size >= 2**32 was a
+    BackendError ('out of range integral type conversion') for a valid call."""
+    store = LanceDBVectorStore(tmp_path / "v")
+    store.create_collection("c", 2, "l2")
+    store.upsert("c", [{"id": "a", "vector": [1.0, 0.0], "text": "alpha beta"}])
+    assert [h.id for h in store.search("c", [1.0, 0.0], k=k)] == ["a"]
+    assert [h.id for h in store.search("c", [1.0, 0.0], text="alpha", k=k)] == ["a"]
+    assert [h.id for h in store.search("c", text="alpha", k=k)] == ["a"]
+    assert [r.id for batch in store.scan("c", batch_size=k) for r in batch] == ["a"]
+    assert sum(b.num_rows for b in store.scan_metadata("c", [], batch_size=k)) == 1
+    store.close()

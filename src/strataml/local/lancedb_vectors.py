@@ -176,6 +176,9 @@ _ARROW: Final[dict[FieldType, pa.DataType]] = {**ARROW_TYPES, FieldType.LIST: pa
 _ID_CHUNK: Final = 4096
 #: The largest dimension a vector column can have (Arrow's fixed-size lists have int32 sizes).
 _MAX_DIM: Final = 2**31 - 1
+#: LanceDB takes row counts (``limit``, batch sizes) as 32-bit integers; any larger ``k`` or
+#: ``batch_size`` is valid and means "all": passed on as this (no table holds more rows)
+_MAX_ROWS: Final = 2**32 - 1
 #: Fold unindexed rows into the indexes and compact after this many writes / rows. Rows the
 #: indexes do not cover yet are searched exhaustively (keyword search tokenizes them on every
 #: query), so a bulk load is also folded in whenever the unindexed rows reach the indexed ones
@@ -1135,7 +1138,7 @@ class LanceDBVectorStore:
         :class:`NotFound`, :class:`InvalidInput` (bad ``batch_size``, missing or unexpected
         tenant) at the call, before iterating.
         """
-        batch_size = check_batch_size(batch_size)
+        batch_size = min(check_batch_size(batch_size), _MAX_ROWS)
         c = self._coll(name)
         tenant = check_tenant(c.multi_tenant, tenant, name)
         where = self._where(c, None, tenant)
@@ -1165,7 +1168,7 @@ class LanceDBVectorStore:
         unexpected tenant) at the call, before iterating.
         """
         names = check_fields(fields)
-        batch_size = check_batch_size(batch_size)
+        batch_size = min(check_batch_size(batch_size), _MAX_ROWS)
         c = self._coll(name)
         tenant = check_tenant(c.multi_tenant, tenant, name)
         schema = metadata_schema(names, c.fields)
@@ -1460,7 +1463,7 @@ class LanceDBVectorStore:
             c.table.search(qv, vector_column_name="vector", query_type="vector")
             .distance_type(c.metric)
             .select([*self._columns(c, include_vectors), "_distance"])
-            .limit(k)
+            .limit(min(k, _MAX_ROWS))
         )
         if where is not None:
             q = q.where(where, prefilter=True)
@@ -1506,7 +1509,7 @@ class LanceDBVectorStore:
         parts = [where] if where is not None else []
         if found:
             parts.append(f"`id` NOT IN ({', '.join(_literal(h.id) for h in found)})")
-        q = c.table.search().select(self._columns(c, include_vectors)).limit(n)
+        q = c.table.search().select(self._columns(c, include_vectors)).limit(min(n, _MAX_ROWS))
         if parts:
             q = q.where(" AND ".join(parts))
         rows = sorted(self._rows(c, q.to_arrow()), key=lambda r: r["id"])
@@ -1542,7 +1545,7 @@ class LanceDBVectorStore:
         q = (
             c.table.search(match(text, "text"), query_type="fts")
             .select([*self._columns(c, include_vectors), "_score"])
-            .limit(k)
+            .limit(min(k, _MAX_ROWS))
         )
         if where is not None:
             q = q.where(where, prefilter=True)

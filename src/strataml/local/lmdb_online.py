@@ -655,8 +655,8 @@ class LMDBOnlineStore:
         wait at most one chunk. Safe to run while other processes read and write (e.g. from a
         periodic job).
         """
-        if chunk < 1:
-            raise InvalidInput(f"chunk must be at least 1, got {chunk}")
+        if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+            raise InvalidInput(f"chunk must be an integer of at least 1, got {chunk!r}")
         now = _now_us()
         removed = 0
         start: bytes | None = b""
