@@ -30,6 +30,7 @@ from strataml.errors import (
     DimensionMismatch,
     FilterError,
     InvalidInput,
+    LimitExceeded,
     NotFound,
     Unsupported,
 )
@@ -604,6 +605,20 @@ class VectorDenseSearchTests(_VectorBase):
         hits = vector_store.search(name, [0.1] * DIM, k=50)
         assert sorted(_ids(hits)) == ["r0", "r1", "r2", "r3"]
         _assert_sorted_scores(hits)
+
+    @pytest.mark.parametrize("k", [2**32, 2**80])
+    def test_a_huge_k_returns_every_match_or_is_over_a_limit(
+        self, vector_store: Any, new_collection: Any, k: int
+    ) -> None:
+        """Any positive k is valid: all matches come back, unless the backend caps k (a
+        typed :class:`LimitExceeded`, never a driver's integer overflow)."""
+        name = new_collection()
+        vector_store.upsert(name, _records(_vectors(4)))
+        try:
+            hits = vector_store.search(name, [0.1] * DIM, k=k)
+        except LimitExceeded:
+            return
+        assert sorted(_ids(hits)) == ["r0", "r1", "r2", "r3"]
 
 
 # ----------------------------------------------------------------------------------- filters

@@ -446,11 +446,17 @@ def query_vector(vector: Any, dim: int) -> npt.NDArray[np.float32]:
     return _vector_row(vector, dim, "query vector")
 
 
+#: The largest ``k`` passed on to a backend: a larger one means "every match" just the same
+#: (no collection holds 2**62 records), and hybrid candidate pools (2k) stay 64-bit integers.
+MAX_K: Final = 2**62
+
+
 def check_k(k: Any) -> int:
-    """``k`` must be a positive integer (:class:`InvalidInput` otherwise)."""
+    """``k`` must be a positive integer (:class:`InvalidInput` otherwise); capped at
+    :data:`MAX_K`."""
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or k <= 0:
         raise InvalidInput(f"k must be a positive integer, got {k!r}")
-    return int(k)
+    return min(int(k), MAX_K)
 
 
 def check_alpha(alpha: Any) -> float:

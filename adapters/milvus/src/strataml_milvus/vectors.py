@@ -45,6 +45,7 @@ from strataml.errors import (
     BackendError,
     Conflict,
     InvalidInput,
+    LimitExceeded,
     NotFound,
     Unavailable,
 )
@@ -635,7 +636,7 @@ class MilvusVectorStore:
         resolved = resolve_mode(vector, text, mode, self.capabilities)
         kk = check_k(k)
         if kk > MAX_TOPK:
-            raise InvalidInput(f"k must be at most {MAX_TOPK} (Milvus's topk limit), got {k}")
+            raise LimitExceeded(f"k must be at most {MAX_TOPK} (Milvus's topk limit), got {k}")
         a = check_alpha(alpha)
         qv = query_vector(vector, meta.dim) if resolved != "keyword" else None
         if resolved != "dense":
