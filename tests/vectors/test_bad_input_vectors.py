@@ -249,3 +249,20 @@ def test_any_positive_k_or_batch_size_is_valid(tmp_path: Path, k: int) -> None:
     assert [r.id for batch in store.scan("c", batch_size=k) for r in batch] == ["a"]
     assert sum(b.num_rows for b in store.scan_metadata("c", [], batch_size=k)) == 1
     store.close()
+
+
+@pytest.mark.parametrize(
+    "vector",
+    [["1", "0"], [True, False], np.array([True, False]), np.array(["1", "0"]), [None, 1.0]],
+    ids=["text", "bools", "np_bools", "np_text", "none"],
+)
+def test_vectors_of_text_or_bools_are_refused(tmp_path: Path, vector: Any) -> None:
+    """NumPy reads "1" and True as 1.0: such vectors were stored (and searched) silently."""
+    store = LanceDBVectorStore(tmp_path / "v")
+    store.create_collection("c", 2, "l2")
+    with pytest.raises(InvalidInput, match="numbers"):
+        store.upsert("c", [{"id": "a", "vector": vector}])
+    with pytest.raises(InvalidInput, match="numbers"):
+        store.search("c", vector)
+    assert store.count("c") == 0
+    store.close()

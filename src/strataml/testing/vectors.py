@@ -480,6 +480,10 @@ class VectorBadInputTests(_VectorBase):
             {"id": "txt", "vector": [0.5] * DIM, "text": 42},
             {"id": "nested", "vector": [0.5] * DIM, "metadata": {"a": {"b": 1}}},
             {"id": "nan", "vector": [0.5] * DIM, "metadata": {"f": math.nan}},
+            # NumPy would read these as numbers: a vector of them is a mistake
+            {"id": "text", "vector": ["0.5"] * DIM},
+            {"id": "bools", "vector": [True] * DIM},
+            {"id": "none", "vector": [0.5, None] * (DIM // 2)},
         ]
         for bad in bad_records:
             with pytest.raises(InvalidInput):
@@ -510,8 +514,9 @@ class VectorBadInputTests(_VectorBase):
             vec[0] = bad
             with pytest.raises(InvalidInput):
                 vector_store.search(name, vec)
-        with pytest.raises(InvalidInput):
-            vector_store.search(name, ["a"] * DIM)
+        for query in (["a"] * DIM, ["0.5"] * DIM, [True] * DIM):
+            with pytest.raises(InvalidInput):
+                vector_store.search(name, query)
 
     def test_k_must_be_positive(self, vector_store: Any, new_collection: Any) -> None:
         name = self._seeded_for_bad_input(vector_store, new_collection)

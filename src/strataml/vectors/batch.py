@@ -11,7 +11,9 @@ Rules
 * **ids** are non-empty strings (ints are accepted and converted, bools are not).
 * **vectors** have exactly the collection's dimension (:class:`DimensionMismatch` otherwise) and
   are finite once stored as ``float32`` (NaN, inf and values beyond the ``float32`` range raise
-  :class:`InvalidInput`).
+  :class:`InvalidInput`). They hold numbers: text, bools and ``None``, which NumPy would read as
+  numbers, raise :class:`InvalidInput` (in a batch of plain lists, text after a number in the
+  same list is not looked for: checking every element would double the batch's cost).
 * **tenant** is a non-empty string on every record of a multi-tenant collection and absent on
   every record of a single-tenant one (:class:`InvalidInput` otherwise).
 * **metadata** keys are identifiers (``[A-Za-z_][A-Za-z0-9_]*``, at most 64 characters), the
@@ -272,12 +274,25 @@ def _check_id(value: Any, where: str) -> str:
     return out
 
 
+#: Values NumPy converts to numbers that are not numbers in a vector.
+_NOT_NUMBERS = (str, bytes, bool, np.bool_, type(None))
+_NOT_LISTED = (list, tuple, *_NOT_NUMBERS)
+
+
 def _vector_row(value: Any, dim: int, where: str) -> npt.NDArray[np.float32]:
     if value is None:
         raise InvalidInput(f"{where}: the record has no vector")
     if isinstance(value, str | bytes):
         raise InvalidInput(
             f"{where}: a vector is a sequence of numbers, got {type(value).__name__}"
+        )
+    loose = np.asarray(value)
+    if loose.dtype.kind in "bUS" or (
+        loose.dtype.kind == "O" and any(isinstance(v, _NOT_NUMBERS) for v in loose.flat)
+    ):
+        # NumPy would read "1" as 1.0 and True as 1.0: a vector of those is a mistake
+        raise InvalidInput(
+            f"{where}: a vector is a sequence of numbers, not of text, bools or None"
         )
     try:
         arr = np.asarray(value, dtype=np.float64)
@@ -319,7 +334,10 @@ def _plausible_vector(value: Any, dim: int) -> bool:
     if isinstance(value, np.ndarray):
         return value.ndim == 1 and value.shape[0] == dim and value.dtype.kind in "fiu"
     if isinstance(value, list | tuple):
-        return len(value) == dim and (not value or not isinstance(value[0], list | tuple))
+        # text or bools (which NumPy would read as numbers) are caught by their first element
+        # here, and anywhere in the vector by _vector_row; checking every element of every
+        # record would double the cost of a batch of lists
+        return len(value) == dim and (not value or not isinstance(value[0], _NOT_LISTED))
     return False
 
 
