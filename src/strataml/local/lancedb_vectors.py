@@ -280,6 +280,10 @@ class _LanceFilterCompiler(SQLFilterCompiler):
 def _coerce_value(v: Any, ftype: FieldType, where: str) -> Any:
     if v is None or isinstance(v, bool):
         return v
+    if ftype is FieldType.TIMESTAMP and type(v) is dt.date:
+        # a date means its midnight (UTC), as in strataml.filters.matches; as a TIMESTAMP
+        # literal, not a DATE one, which DataFusion casts to nanoseconds (years 1677-2262 only)
+        return dt.datetime(v.year, v.month, v.day, tzinfo=dt.UTC)
     if ftype is FieldType.INT:
         if isinstance(v, float) and v.is_integer() and abs(v) < 2**63:
             return int(v)
@@ -288,6 +292,43 @@ def _coerce_value(v: Any, ftype: FieldType, where: str) -> Any:
     if ftype is FieldType.FLOAT and isinstance(v, int) and abs(v) >= 2**63:
         return float(v)
     return v
+
+
+def _on_dates(expr: Compare) -> Compare:
+    """A comparison of a ``DATE`` field with datetimes, as one with dates. A date means its
+    midnight (as in :func:`strataml.filters.matches`), so a datetime at midnight is that date,
+    and one later in the day sits between two dates: ``d < t`` is ``d <= t.date()``,
+    ``d > t`` is ``d > t.date()``, and no date equals it. DataFusion would instead cast the
+    column to nanosecond timestamps, which overflow outside the years 1677-2262."""
+
+    def day(v: Any) -> tuple[dt.date, bool] | None:
+        if not isinstance(v, dt.datetime):
+            return None
+        if v.tzinfo is not None:
+            v = v.astimezone(dt.UTC)
+        return v.date(), v.time() == dt.time(0)
+
+    if expr.op in (Op.IN, Op.NIN):
+        values: list[Any] = []
+        for v in expr.value:
+            d = day(v)
+            if d is None:
+                values.append(v)
+            elif d[1]:
+                values.append(d[0])  # a datetime later in the day equals no date: left out
+        return Compare(expr.field, expr.op, tuple(values))
+    d = day(expr.value)
+    if d is None:
+        return expr
+    date, midnight = d
+    if midnight:
+        return Compare(expr.field, expr.op, date)
+    if expr.op is Op.EQ:
+        return Compare(expr.field, Op.IN, ())
+    if expr.op is Op.NE:
+        return Compare(expr.field, Op.NIN, ())
+    op = {Op.LT: Op.LTE, Op.LTE: Op.LTE, Op.GT: Op.GT, Op.GTE: Op.GT}[expr.op]
+    return Compare(expr.field, op, date)
 
 
 def _coerce(expr: Expr, fields: Mapping[str, FieldType]) -> Expr:
@@ -302,6 +343,8 @@ def _coerce(expr: Expr, fields: Mapping[str, FieldType]) -> Expr:
     ftype = fields.get(expr.field)
     if ftype is None or expr.op is Op.EXISTS:
         return expr
+    if ftype is FieldType.DATE:
+        return _on_dates(expr)
     where = f"filter on {expr.field!r}"
     if expr.op in (Op.IN, Op.NIN):
         return Compare(

@@ -700,8 +700,75 @@ _FILTERS: st.SearchStrategy[dict[str, Any]] = st.recursive(
 )
 
 
+_DAYS = [dt.date(1, 1, 1), dt.date(1999, 12, 31), dt.date(2024, 2, 29), dt.date(9999, 12, 31)]
+_UTC = dt.UTC
+
+
+def _temporal_data() -> list[dict[str, Any]]:
+    """Records with a DATE field ``d`` and a TIMESTAMP field ``t`` at the ends of the range."""
+    times = [dt.datetime.combine(d, dt.time(h), _UTC) for d in _DAYS for h in (0, 12)]
+    out: list[dict[str, Any]] = []
+    for i in range(12):
+        meta: dict[str, Any] = {}
+        if i % 5 != 4:
+            meta["d"] = _DAYS[i % len(_DAYS)]
+        if i % 6 != 5:
+            meta["t"] = times[(i * 3) % len(times)]
+        out.append({"id": f"t{i}", "metadata": meta})
+    return out
+
+
+_DATETIMES: st.SearchStrategy[dt.datetime] = st.one_of(
+    st.builds(
+        lambda d, h: dt.datetime.combine(d, dt.time(h), _UTC),
+        st.sampled_from(_DAYS[1:3]),
+        st.sampled_from([0, 6, 12]),
+    ),
+    st.sampled_from(
+        [dt.datetime(1, 1, 1, tzinfo=_UTC), dt.datetime(9999, 12, 31, 23, 59, tzinfo=_UTC)]
+    ),
+)
+_INSTANTS: st.SearchStrategy[Any] = st.one_of(st.sampled_from(_DAYS), _DATETIMES)
+
+
+@st.composite
+def _temporal_filter(draw: st.DrawFn) -> dict[str, Any]:
+    field = draw(st.sampled_from(["d", "t"]))
+    op = draw(st.sampled_from(["$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin"]))
+    if op in ("$in", "$nin"):
+        kind = draw(st.sampled_from([st.sampled_from(_DAYS), _DATETIMES]))  # $in: one kind
+        return {field: {op: draw(st.lists(kind, max_size=3))}}
+    return {field: {op: draw(_INSTANTS)}}
+
+
 class VectorFilterTests(_VectorBase):
     """The filter language, null/missing semantics, type checks and pre-filtering."""
+
+    def test_dates_and_times_at_the_ends_of_the_range_match_the_reference(
+        self, vector_store: Any, new_collection: Any
+    ) -> None:
+        """Dates and datetimes from year 1 to 9999, each compared with DATE and TIMESTAMP
+        fields (a date means its midnight, UTC), agree with :func:`strataml.filters.matches`."""
+        name = new_collection("tmp")
+        data = _temporal_data()
+        vecs = _vectors(len(data), seed=13)
+        vector_store.upsert(
+            name, [{**r, "vector": v.tolist()} for r, v in zip(data, vecs, strict=True)]
+        )
+        supported = set(vector_store.capabilities.filter_ops)
+        q = [0.1] * DIM
+
+        @_PROPERTY
+        @given(spec=_temporal_filter())
+        def check(spec: dict[str, Any]) -> None:
+            expr = parse_filter(spec)
+            if not ops_used(expr) <= supported:
+                return
+            expected = {r["id"] for r in data if matches(expr, r["metadata"])}
+            hits = vector_store.search(name, q, k=len(data) + 4, filter=spec)
+            assert set(_ids(hits)) == expected, spec
+
+        check()
 
     def _load_filter_docs(
         self, vector_store: Any, new_collection: Any

@@ -97,7 +97,10 @@ def point_id(rid: str, tenant: str | None) -> str:
 
 # ------------------------------------------------------------------------------------ values
 def _rfc3339(value: dt.datetime) -> str:
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat, not strftime: glibc's %Y does not pad years before 1000 ("1-01-01T..."),
+    # which Qdrant (and fromisoformat) cannot parse
+    utc = value.astimezone(dt.UTC).replace(tzinfo=None)
+    return utc.isoformat(timespec="microseconds") + "Z"
 
 
 def encode_value(value: Any) -> Any:
