@@ -140,3 +140,16 @@ def test_drift_thresholds_come_from_the_profile(tmp_path: Path) -> None:
     path.write_text("[drift]\npsi_alert = 'high'\n")
     with pytest.raises(ConfigError, match="drift"):
         strataml.open(str(path))
+
+
+def test_refresh_refuses_an_lsa_dim_below_2(tmp_path: Path) -> None:
+    """--lsa-dim -5 was silently replaced by 2."""
+    docs = tmp_path / "docs.jsonl"
+    docs.write_text('{"id": "a", "text": "alpha beta"}\n')
+    for bad in ("-5", "0", "1"):
+        out = CliRunner().invoke(
+            main, ["refresh", str(docs), "kb", "--data-dir", str(tmp_path / "d"), "--lsa-dim", bad]
+        )
+        assert out.exit_code == 2, out.output
+        assert "--lsa-dim" in out.output
+    assert not (tmp_path / "d").exists()  # nothing fitted, nothing written

@@ -263,7 +263,7 @@ def drift(
     default=None,
     help="fitted LSA model (default: <data_dir>/embedders/<collection>.lsa.npz)",
 )
-@click.option("--lsa-dim", type=int, default=256, show_default=True)
+@click.option("--lsa-dim", type=click.IntRange(min=2), default=256, show_default=True)
 @click.option("--chunk-size", type=int, default=1000, show_default=True)
 @click.option("--chunk-overlap", type=int, default=100, show_default=True)
 @click.option(
