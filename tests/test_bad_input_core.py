@@ -247,3 +247,12 @@ def test_online_numpy_datetime64_round_trips_as_datetime(stack: Stack) -> None:
         with pytest.raises(InvalidInput):
             stack.online.write("v", [{"id": 1, "t": bad}], entities=["id"])
     assert stack.online.get("v", {"id": 1}) == {"t": utc, "ts": [utc]}
+
+
+@pytest.mark.parametrize("params", [[object()], [{1, 2}], {"x": object()}])
+def test_sql_parameters_duckdb_cannot_bind_are_invalid_input(stack: Stack, params: object) -> None:
+    """A parameter of a Python type DuckDB has no SQL type for was a BackendError ('Not
+    implemented'); the protocol documents bad parameters as InvalidInput."""
+    query = "SELECT $x AS a" if isinstance(params, dict) else "SELECT ? AS a"
+    with pytest.raises(InvalidInput, match="parameter"):
+        stack.features.sql(query, params)

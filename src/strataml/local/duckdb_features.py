@@ -620,7 +620,13 @@ class DuckDBFeatureStore:
             else (dict(params) if isinstance(params, Mapping) else list(params))
         )
         with _translated("running SQL"):
-            rel = self._cursor().sql(query, params=bind)
+            try:
+                rel = self._cursor().sql(query, params=bind)
+            except duckdb.NotImplementedException as exc:
+                if "transform python value" not in str(exc):
+                    raise
+                # a parameter of a Python type DuckDB has no SQL type for: the caller's value
+                raise InvalidInput(f"running SQL: a parameter cannot be bound: {exc}") from exc
             return pa.table({}) if rel is None else _arrow_of(rel)
 
 
