@@ -14,7 +14,7 @@ import pytest
 
 import strataml
 from strataml.errors import InvalidInput
-from strataml.models import FeatureView
+from strataml.models import FeatureRef, FeatureView
 from strataml.stack import Stack
 
 #: Aware times whose UTC instant no ``datetime`` can hold (after 9999 / before year 1).
@@ -256,3 +256,14 @@ def test_sql_parameters_duckdb_cannot_bind_are_invalid_input(stack: Stack, param
     query = "SELECT $x AS a" if isinstance(params, dict) else "SELECT ? AS a"
     with pytest.raises(InvalidInput, match="parameter"):
         stack.features.sql(query, params)
+
+
+@pytest.mark.parametrize("ref", ["fv@", "fv@१", "fv@1.0", "fv@-1", "a b"])
+def test_view_references_take_ascii_versions_only(
+    stack: Stack, view: FeatureView, ref: str
+) -> None:
+    """'fv@' was read as the latest version and 'fv@१' (a Devanagari one) as version 1."""
+    with pytest.raises(InvalidInput, match="bad view reference"):
+        stack.feature_view(ref)
+    with pytest.raises(InvalidInput, match="bad feature reference"):
+        FeatureRef.parse(f"{ref}:x")

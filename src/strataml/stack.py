@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -158,10 +159,12 @@ class Stack:
         if isinstance(view, FeatureView):
             self.features.get_view(view.name, view.version)
             return view
-        name, _, version = str(view).partition("@")
-        if version and not version.isdigit():
+        if not isinstance(view, str):
+            raise InvalidInput(f"a view reference is a name or a FeatureView, not {view!r}")
+        m = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*)(?:@([0-9]+))?", view)
+        if m is None:  # ASCII digits only: int() would also read other scripts' digits
             raise InvalidInput(f"bad view reference {view!r}; write 'name' or 'name@2'")
-        return self.features.get_view(name, int(version) if version else None)
+        return self.features.get_view(m[1], int(m[2]) if m[2] else None)
 
     def materialize(self, view: str | FeatureView, **kwargs: Any) -> MaterializeReport:
         """Offline -> online for one view (see :func:`strataml.features.materialize`)."""
