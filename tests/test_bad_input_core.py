@@ -267,3 +267,12 @@ def test_view_references_take_ascii_versions_only(
         stack.feature_view(ref)
     with pytest.raises(InvalidInput, match="bad feature reference"):
         FeatureRef.parse(f"{ref}:x")
+
+
+def test_materialize_refuses_a_progress_that_is_not_callable(
+    stack: Stack, view: FeatureView
+) -> None:
+    """progress=5 raised TypeError only after the first batch was written and checkpointed."""
+    with pytest.raises(InvalidInput, match="progress"):
+        stack.materialize("fv", progress=5)
+    assert stack.online.views() == []

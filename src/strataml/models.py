@@ -211,9 +211,7 @@ class FeatureRef(_Model):
 
     @classmethod
     def parse(cls, ref: str) -> FeatureRef:
-        m = re.match(
-            r"^([A-Za-z_][A-Za-z0-9_]*)(?:@([0-9]+))?:([A-Za-z_][A-Za-z0-9_]*|\*)$", ref
-        )
+        m = re.match(r"^([A-Za-z_][A-Za-z0-9_]*)(?:@([0-9]+))?:([A-Za-z_][A-Za-z0-9_]*|\*)$", ref)
         if not m:
             raise InvalidInput(
                 f"bad feature reference {ref!r}; write 'view:feature', 'view@2:feature' or 'view:*'"

@@ -220,6 +220,8 @@ def materialize(
         raise InvalidInput(f"batch_size must be a positive integer, not {batch_size!r}")
     if incremental and start is not None:
         raise InvalidInput("incremental runs start at the last watermark: do not pass start")
+    if progress is not None and not callable(progress):
+        raise InvalidInput(f"progress must be a callable taking a row count, not {progress!r}")
     fv = features.get_view(
         view.name if isinstance(view, FeatureView) else view,
         view.version if isinstance(view, FeatureView) else None,
