@@ -491,9 +491,9 @@ class PgVectorStore:
             raise InvalidInput(f"multi_tenant must be a bool, got {multi_tenant!r}")
         if metadata is not None and not isinstance(metadata, Mapping):
             raise InvalidInput("collection metadata must be a mapping")
-        user_meta = dict(metadata or {})
         try:
-            json.dumps(user_meta, allow_nan=False)
+            # as JSON stores it (what describe() returns): keys become strings, tuples lists
+            user_meta = json.loads(json.dumps(dict(metadata or {}), allow_nan=False))
         except (TypeError, ValueError) as exc:
             raise InvalidInput(f"collection metadata must be JSON-serialisable: {exc}") from exc
         ext = self._setup()
