@@ -366,16 +366,25 @@ def check_types(
 
 
 def _temporal(field: str, ftype: FieldType, value: Any) -> Any:
-    if not isinstance(value, str):
-        return value
-    try:
-        if ftype is FieldType.DATE and len(value) == 10:
-            return dt.date.fromisoformat(value)
-        return dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise FilterError(
-            f"field {field!r} holds {ftype} values, but {value!r} is not an ISO-8601 value"
-        ) from None
+    out = value
+    if isinstance(value, str):
+        try:
+            if ftype is FieldType.DATE and len(value) == 10:
+                return dt.date.fromisoformat(value)
+            out = dt.datetime.fromisoformat(value)
+        except ValueError:
+            raise FilterError(
+                f"field {field!r} holds {ftype} values, but {value!r} is not an ISO-8601 value"
+            ) from None
+    if isinstance(out, dt.datetime) and out.tzinfo is not None:
+        try:  # compared in UTC: 9999-12-31T23:00-05:00 is past the last datetime
+            out.astimezone(dt.UTC)
+        except OverflowError as exc:
+            raise FilterError(
+                f"field {field!r}: {value!r} is outside the range of datetimes once in UTC "
+                "(years 1 to 9999)"
+            ) from exc
+    return out
 
 
 def coerce_temporal(expr: Expr | None, schema: Mapping[str, FieldType]) -> Expr | None:

@@ -7,11 +7,13 @@ Everything runs against the real PostgreSQL + pgvector started by ``conftest.py`
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from strataml.errors import FilterError, InvalidInput
 from strataml_postgres.vectors import PgVectorStore
 
 
@@ -31,3 +33,26 @@ def test_collection_metadata_with_non_string_keys_is_stored_as_described(
     assert info.metadata == {"1": "x", "nested": {"2": [1, 2]}}
     assert store.describe("c").metadata == info.metadata
     assert store.collections() == ["c"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        dt.datetime(9999, 12, 31, 23, tzinfo=dt.timezone(dt.timedelta(hours=-5))),
+        dt.datetime(1, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=5))),
+    ],
+)
+def test_a_datetime_outside_the_utc_range_is_a_strataml_error(
+    store: PgVectorStore, value: dt.datetime
+) -> None:
+    # both used to leak OverflowError from datetime.astimezone(UTC)
+    store.create_collection("c", 3)
+    store.upsert(
+        "c", [{"id": "a", "vector": [1, 0, 0], "metadata": {"ts": dt.datetime(2020, 1, 1)}}]
+    )
+    with pytest.raises(InvalidInput, match="outside the range"):
+        store.upsert("c", [{"id": "b", "vector": [1, 0, 0], "metadata": {"ts": value}}])
+    assert store.count("c") == 1
+    for spec in ({"ts": {"$lt": value}}, {"ts": {"$gt": value.isoformat()}}):
+        with pytest.raises(FilterError, match="outside the range"):
+            store.search("c", [1, 0, 0], k=1, filter=spec)

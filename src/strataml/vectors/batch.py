@@ -141,7 +141,13 @@ def _scalar_type(value: Any, where: str) -> tuple[Any, FieldType]:
         return value, FieldType.STRING
     if isinstance(value, dt.datetime):
         aware = value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
-        return aware.astimezone(dt.UTC), FieldType.TIMESTAMP
+        try:
+            return aware.astimezone(dt.UTC), FieldType.TIMESTAMP
+        except OverflowError as exc:  # e.g. 9999-12-31T23:00-05:00 is past the last datetime
+            raise InvalidInput(
+                f"{where}: {value!r} is outside the range of datetimes once in UTC "
+                "(years 1 to 9999)"
+            ) from exc
     if isinstance(value, dt.date):
         return value, FieldType.DATE
     raise InvalidInput(
