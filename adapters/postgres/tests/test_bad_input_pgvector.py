@@ -56,3 +56,24 @@ def test_a_datetime_outside_the_utc_range_is_a_strataml_error(
     for spec in ({"ts": {"$lt": value}}, {"ts": {"$gt": value.isoformat()}}):
         with pytest.raises(FilterError, match="outside the range"):
             store.search("c", [1, 0, 0], k=1, filter=spec)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"s": {"$gt": "\ud800"}},
+        {"s": "a\udfff"},
+        {"s": {"$in": ["ok", "\ud800"]}},
+        {"$not": {"s": {"$lte": "\ud800"}}},
+    ],
+)
+def test_a_filter_string_with_a_lone_surrogate_is_a_filter_error(
+    store: PgVectorStore, spec: dict[str, Any]
+) -> None:
+    # a range comparison leaked UnicodeEncodeError from psycopg (not UTF-8 encodable)
+    store.create_collection("c", 3)
+    store.upsert("c", [{"id": "a", "vector": [1, 0, 0], "metadata": {"s": "x"}}])
+    with pytest.raises(FilterError, match="not valid Unicode"):
+        store.search("c", [1, 0, 0], k=1, filter=spec)
+    with pytest.raises(FilterError, match="not valid Unicode"):
+        store.count("c", filter=spec)

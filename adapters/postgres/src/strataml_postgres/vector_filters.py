@@ -238,7 +238,8 @@ class PgVectorFilterCompiler(SQLFilterCompiler):
 
 
 def _check_text(expr: Expr | None) -> None:
-    """PostgreSQL text cannot hold NUL characters: such a filter value is rejected."""
+    """PostgreSQL text cannot hold NUL characters nor lone surrogates (not UTF-8): such a
+    filter value is rejected."""
     stack = [expr]
     while stack:
         node = stack.pop()
@@ -250,10 +251,20 @@ def _check_text(expr: Expr | None) -> None:
             stack.append(node.item)
         else:
             values = node.value if isinstance(node.value, tuple) else (node.value,)
-            if any(isinstance(v, str) and "\x00" in v for v in values):
-                raise FilterError(
-                    f"filter on {node.field!r}: PostgreSQL text cannot contain NUL characters"
-                )
+            for v in values:
+                if not isinstance(v, str):
+                    continue
+                if "\x00" in v:
+                    raise FilterError(
+                        f"filter on {node.field!r}: PostgreSQL text cannot contain NUL characters"
+                    )
+                if not v.isascii():
+                    try:
+                        v.encode("utf-8")
+                    except UnicodeEncodeError as exc:
+                        raise FilterError(
+                            f"filter on {node.field!r}: not valid Unicode text ({exc.reason})"
+                        ) from exc
 
 
 def compile_filter(
