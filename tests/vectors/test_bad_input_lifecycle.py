@@ -29,3 +29,27 @@ def test_a_datetime_outside_the_utc_range_is_invalid_input(lance: Any, value: dt
     for spec in ({"ts": {"$lt": value}}, {"ts": {"$gt": value.isoformat()}}):
         with pytest.raises(FilterError, match="outside the range"):
             lance.count("c", filter=spec)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"id": "zz", "text": "alpha \ud800 beta"},
+        {"id": "z\udfff", "text": "alpha beta"},
+        {"id": "zz", "text": "alpha beta", "metadata": {"tag": "\ud800"}},
+        {"id": "zz", "text": "alpha beta", "metadata": {"tags": ["ok", "\ud800"]}},
+    ],
+)
+def test_refresh_refuses_a_lone_surrogate_before_writing_anything(
+    lance: Any, lsa: Any, helpers: Any, bad: dict[str, Any]
+):
+    # the store cannot encode it as UTF-8: the id leaked UnicodeEncodeError, the text and the
+    # metadata failed in the last upsert batch after the earlier batches were written
+    from strataml.vectors.refresh import refresh
+
+    docs = [{"id": f"d{i}", "text": helpers.text(i, 30)} for i in range(6)]
+    refresh(lance, "kb", docs[:2], lsa)
+    before = helpers.snapshot(lance, "kb")
+    with pytest.raises(InvalidInput, match="not valid Unicode"):
+        refresh(lance, "kb", [*docs, bad], lsa, batch_rows=2)
+    assert helpers.snapshot(lance, "kb") == before

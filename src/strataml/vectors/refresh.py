@@ -285,6 +285,18 @@ def _doc_parts(doc: Any, where: str) -> tuple[Any, Any, Any]:
     )
 
 
+def _check_unicode(value: Any, where: str) -> None:
+    """Stores keep text as UTF-8: a lone surrogate (``"\\ud800"``) cannot be written, so it is
+    refused before the first write rather than by the store half-way through a refresh."""
+    items = value if isinstance(value, list) else (value,)
+    for item in items:
+        if isinstance(item, str) and not item.isascii():
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise InvalidInput(f"{where}: not valid Unicode text ({exc.reason})") from exc
+
+
 def _prepare_documents(documents: Iterable[Any], known: Mapping[str, FieldType]) -> list[_Doc]:
     """Validate every document (metadata types also against the ``known`` field types)."""
     if isinstance(documents, Mapping | str | bytes | BaseModel):
@@ -312,12 +324,16 @@ def _prepare_documents(documents: Iterable[Any], known: Mapping[str, FieldType])
             raise InvalidInput(
                 f"documents[{i}] (id {did!r}): duplicate document id; ids are unique per refresh"
             )
+        _check_unicode(did, f"documents[{i}] (id {did!r})")
+        _check_unicode(text, f"documents[{i}] (id {did!r}).text")
         seen.add(did)
         if meta is None:
             docs.append(_Doc(did, normalize_text(text), {}))
             continue
         where = f"documents[{i}] (id {did!r})"
         values, mtypes = normalize_metadata(meta, f"{where}.metadata")
+        for name, value in values.items():
+            _check_unicode(value, f"{where}.metadata.{name}")
         clash = RESERVED_FIELDS & values.keys()
         if clash:
             raise InvalidInput(
