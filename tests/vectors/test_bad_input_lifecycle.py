@@ -53,3 +53,47 @@ def test_refresh_refuses_a_lone_surrogate_before_writing_anything(
     with pytest.raises(InvalidInput, match="not valid Unicode"):
         refresh(lance, "kb", [*docs, bad], lsa, batch_rows=2)
     assert helpers.snapshot(lance, "kb") == before
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"min_recall": None}, "min_recall"),
+        ({"min_recall": "0.5"}, "min_recall"),
+        ({"min_recall": float("nan")}, "min_recall"),
+        ({"count_tolerance": None}, "count_tolerance"),
+        ({"count_tolerance": float("nan")}, "count_tolerance"),
+        ({"expected_count": "12"}, "expected_count"),
+        ({"expected_count": -1}, "expected_count"),
+        ({"k": "3"}, "got '3'"),
+        ({"k": -1}, "got -1"),
+        ({"golden": "refund policy"}, "golden"),
+        ({"golden": [{"text": "refund policy"}]}, "golden"),
+        ({"golden": [None]}, "golden"),
+        ({"golden": ["refund policy"]}, "golden"),
+    ],
+)
+def test_validate_refuses_bad_arguments_with_invalid_input(
+    lance: Any, lsa: Any, helpers: Any, kwargs: dict[str, Any], match: str
+):
+    # each leaked TypeError/AttributeError, or (k) named k*4 as the bad value
+    from strataml.vectors import bluegreen as bg
+
+    staged = bg.stage(lance, "docs", [{"id": "d0", "text": helpers.text(0, 30)}], lsa)
+    with pytest.raises(InvalidInput, match=match):
+        bg.validate(lance, "docs", staged, embedder=lsa, **kwargs)
+    assert bg.live(lance, "docs") is None
+
+
+def test_validate_refuses_relevant_documents_given_as_one_string(
+    lance: Any, lsa: Any, helpers: Any
+):
+    # relevant="d1" was read as the documents {"d", "1"}: recall 0 for a right answer
+    from strataml.vectors import bluegreen as bg
+
+    staged = bg.stage(lance, "docs", [{"id": "d1", "text": helpers.text(1, 30)}], lsa)
+    query = bg.GoldenQuery(helpers.text(1, 30), relevant="d1")  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput, match="relevant"):
+        bg.validate(lance, "docs", staged, golden=[query], embedder=lsa)
+    ok = bg.GoldenQuery(helpers.text(1, 30), relevant=("d1",))
+    assert bg.validate(lance, "docs", staged, golden=[ok], embedder=lsa).recall == 1.0

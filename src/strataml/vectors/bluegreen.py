@@ -46,6 +46,7 @@ from strataml.embed.base import Embedder, checked, embedder_metadata
 from strataml.embed.chunking import Chunker
 from strataml.errors import Conflict, InvalidInput, NotFound, Unsupported
 from strataml.models import Metric, SearchMode, check_name
+from strataml.vectors.batch import check_k
 from strataml.vectors.refresh import (
     HASH,
     RESERVED_FIELDS,
@@ -399,13 +400,23 @@ def validate(
     """
     t0 = time.perf_counter()
     _check_alias(store, alias)
+    k = check_k(k)
+    golden = _check_golden(golden)
+    if not _is_number(min_recall) or not 0.0 <= min_recall <= 1.0:
+        raise InvalidInput(f"min_recall must be a number in [0, 1], got {min_recall!r}")
+    if not _is_number(count_tolerance) or not count_tolerance >= 0:
+        raise InvalidInput(f"count_tolerance must be a number >= 0, got {count_tolerance!r}")
+    if expected_count is not None and (
+        isinstance(expected_count, bool)
+        or not isinstance(expected_count, int)
+        or expected_count < 0
+    ):
+        raise InvalidInput(f"expected_count must be an integer >= 0, got {expected_count!r}")
     name = staged.name if isinstance(staged, StagedVersion) else staged
     staging_info = store.describe(name)
     if staging_info.name != name:
         raise InvalidInput(f"{name!r} is an alias, not a staging collection")
     current = live(store, alias)
-    if not 0.0 <= min_recall <= 1.0 or count_tolerance < 0:
-        raise InvalidInput("need 0 <= min_recall <= 1 and count_tolerance >= 0")
     if golden and mode != "keyword" and embedder is None:
         raise InvalidInput("validating golden queries needs the staging version's embedder")
     reasons: list[str] = []
@@ -471,6 +482,31 @@ def validate(
         per_query=tuple(per_query),
         seconds=time.perf_counter() - t0,
     )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _check_golden(golden: Any) -> tuple[GoldenQuery, ...]:
+    """``golden`` as a tuple of :class:`GoldenQuery` whose ``relevant`` are document ids."""
+    if isinstance(golden, str | bytes | GoldenQuery | Mapping):
+        raise InvalidInput("golden must be a list of GoldenQuery, not a single value")
+    try:
+        queries = tuple(golden)
+    except TypeError as exc:
+        raise InvalidInput(f"golden must be a list of GoldenQuery: {exc}") from exc
+    for i, q in enumerate(queries):
+        if not isinstance(q, GoldenQuery):
+            raise InvalidInput(f"golden[{i}] must be a GoldenQuery, got {type(q).__name__}")
+        if not isinstance(q.relevant, tuple | list | set | frozenset) or not all(
+            isinstance(d, str) and d for d in q.relevant
+        ):
+            raise InvalidInput(
+                f"golden[{i}].relevant must be a tuple of document ids (non-empty strings), "
+                f"got {q.relevant!r}"
+            )
+    return queries
 
 
 # ------------------------------------------------------------------------------ promotion
