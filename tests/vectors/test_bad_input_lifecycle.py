@@ -97,3 +97,13 @@ def test_validate_refuses_relevant_documents_given_as_one_string(
         bg.validate(lance, "docs", staged, golden=[query], embedder=lsa)
     ok = bg.GoldenQuery(helpers.text(1, 30), relevant=("d1",))
     assert bg.validate(lance, "docs", staged, golden=[ok], embedder=lsa).recall == 1.0
+
+
+def test_recall_probe_refuses_a_negative_seed(lance: Any) -> None:
+    """seed=-1 leaked NumPy's ValueError from default_rng."""
+    from strataml.vectors.health import recall_probe
+
+    lance.create_collection("c", 2, "l2")
+    lance.upsert("c", [{"id": "a", "vector": [1.0, 0.0]}])
+    with pytest.raises(InvalidInput, match="seed"):
+        recall_probe(lance, "c", seed=-1)

@@ -1326,6 +1326,22 @@ class VectorScanTests(_VectorBase):
         assert by_id["s7"].text == "doc 7"
         assert np.allclose(np.asarray(by_id["s7"].vector, dtype=np.float64), vecs[7], atol=1e-5)
 
+    @pytest.mark.parametrize("batch_size", [2**32, 2**80])
+    def test_a_huge_batch_size_is_one_batch(
+        self, vector_store: Any, new_collection: Any, batch_size: int
+    ) -> None:
+        """Any positive batch size is valid: a huge one reads everything in one batch (or in
+        the backend's own largest batches), never a driver's integer overflow."""
+        name = new_collection()
+        vector_store.upsert(name, _records(_vectors(5, seed=12)))
+        got = _scan_all(vector_store, name, batch_size=batch_size)
+        assert sorted(r.id for r in got) == [f"r{i}" for i in range(5)]
+        if hasattr(vector_store, "scan_metadata"):
+            rows = sum(
+                b.num_rows for b in vector_store.scan_metadata(name, [], batch_size=batch_size)
+            )
+            assert rows == 5
+
     def test_scan_without_vectors(self, vector_store: Any, new_collection: Any) -> None:
         name = new_collection()
         vector_store.upsert(name, _records(_vectors(5, seed=12)))

@@ -65,11 +65,17 @@ def check_fields(fields: Any) -> list[str]:
     return list(out)
 
 
+#: The largest batch size passed on to a backend: a larger one means "everything in one
+#: batch" just the same, and stays a 64-bit integer (``LIMIT`` in SQL).
+MAX_BATCH_SIZE = 2**62
+
+
 def check_batch_size(batch_size: Any) -> int:
-    """A positive integer (:class:`InvalidInput` otherwise)."""
+    """A positive integer (:class:`InvalidInput` otherwise); capped at
+    :data:`MAX_BATCH_SIZE`."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InvalidInput(f"batch_size must be a positive integer, got {batch_size!r}")
-    return batch_size
+    return min(batch_size, MAX_BATCH_SIZE)
 
 
 def metadata_schema(fields: Sequence[str], types: Mapping[str, FieldType]) -> pa.Schema:

@@ -179,8 +179,8 @@ def recall_probe(
     t0 = time.perf_counter()
     k = check_k(k)
     sample = check_k(sample)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise InvalidInput(f"seed must be an integer, got {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise InvalidInput(f"seed must be a non-negative integer, got {seed!r}")
     info = store.describe(collection)
     tenant = check_tenant(info.multi_tenant, tenant, collection)
     qids, queries, count = _sample(store, collection, tenant, sample, seed, batch_size)

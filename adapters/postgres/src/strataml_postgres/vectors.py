@@ -989,8 +989,7 @@ class PgVectorStore:
         the alias pointed at when it started. Raises :class:`NotFound`, :class:`InvalidInput`
         (bad ``batch_size``, missing or unexpected tenant) at the call, before iterating.
         """
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise InvalidInput(f"batch_size must be a positive integer, got {batch_size!r}")
+        batch_size = check_batch_size(batch_size)
         meta = self._coll(name, refresh=True)
         t = self._tenant(meta, tenant)
         return self._scan_pages(meta, t, include_vectors, batch_size)
