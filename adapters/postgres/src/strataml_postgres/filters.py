@@ -18,6 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from strataml._time import to_utc_naive
 from strataml.arrowutil import field_type_of, field_types
 from strataml.errors import NotFound
 from strataml.filters import (
@@ -60,8 +61,8 @@ class PgFilterCompiler(SQLFilterCompiler):
 
     def bind(self, value: Any) -> str:
         if isinstance(value, dt.datetime):
-            value = value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
-            value = value.astimezone(dt.UTC)
+            # InvalidInput for an aware time whose UTC instant no datetime can hold
+            value = to_utc_naive(value, "filter").replace(tzinfo=dt.UTC)
         return super().bind(value)
 
 
