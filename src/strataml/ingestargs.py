@@ -21,13 +21,20 @@ def field_name(value: Any, what: str) -> str | None:
 
 def idempotency_key(value: Any, where: str) -> str | None:
     """An idempotency key: a string, or an int (stored as its decimal string, so ``42`` and
-    ``"42"`` are the same key); ``None``: no key. NUL characters are refused (several backends
-    cannot store them)."""
+    ``"42"`` are the same key); ``None``: no key. NUL characters and text that is not valid
+    Unicode (a lone surrogate such as ``"\\ud800"``) are refused (backends cannot store them)."""
     if value is None:
         return None
     if isinstance(value, str):
         if "\x00" in value:
             raise InvalidInput(f"{where}: an idempotency key cannot hold a NUL character")
+        if not value.isascii():
+            try:
+                value.encode()
+            except UnicodeEncodeError as exc:
+                raise InvalidInput(
+                    f"{where}: an idempotency key must be valid Unicode text, got {value!r}"
+                ) from exc
         return value
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)

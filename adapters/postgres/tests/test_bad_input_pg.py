@@ -9,12 +9,29 @@ from collections.abc import Iterator
 import pyarrow as pa
 import pytest
 
-from strataml.errors import InvalidInput
+from strataml.errors import InvalidInput, SchemaError
+from strataml.models import FeatureView
+from strataml_postgres.features import PostgresFeatureStore
+from strataml_postgres.ingest import PostgresIngestStore
 from strataml_postgres.pool import PgDatabase
 from strataml_postgres.training import PostgresTrainingSource
 
 # an aware time whose UTC instant is past 9999-12-31: no datetime can hold it
 BEYOND = dt.datetime(9999, 12, 31, 23, 0, tzinfo=dt.timezone(dt.timedelta(hours=-5)))
+
+
+@pytest.fixture
+def ingest(pg_db: PgDatabase) -> Iterator[PostgresIngestStore]:
+    store = PostgresIngestStore(pg_db)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def features(pg_db: PgDatabase) -> Iterator[PostgresFeatureStore]:
+    store = PostgresFeatureStore(pg_db)
+    yield store
+    store.close()
 
 
 @pytest.fixture
@@ -34,3 +51,47 @@ def test_training_filter_time_beyond_utc_range_is_invalid_input(
         training.scan("d", filter={"ts": {"$lt": BEYOND}})
     with pytest.raises(InvalidInput, match="out of range"):
         training.count("d", filter={"ts": BEYOND})
+
+
+LONE = "\ud800"  # a lone surrogate: a Python str, but no UTF-8 text
+
+
+def test_lone_surrogates_are_invalid_input_and_write_nothing(
+    ingest: PostgresIngestStore, features: PostgresFeatureStore, training: PostgresTrainingSource
+) -> None:
+    """Text psycopg cannot encode leaked UnicodeEncodeError from every PostgreSQL store."""
+    ingest.write("s", {"a": 1})
+    with pytest.raises(InvalidInput, match="valid Unicode"):
+        ingest.write("s", {"a": 2}, key=LONE)
+    with pytest.raises(InvalidInput, match="valid Unicode"):
+        ingest.write("t", {"a": 2}, key=f"k{LONE}")
+    assert ingest.count("s") == 1
+    assert ingest.streams() == ["s"]
+
+    src = pa.table({"uid": [1], "ts": pa.array([dt.datetime(2024, 1, 1)], pa.timestamp("us"))})
+    features.load("src", src)
+    with pytest.raises(InvalidInput, match="valid Unicode"):
+        features.sql(f"SELECT '{LONE}' AS a")
+    with pytest.raises(InvalidInput, match="valid Unicode"):
+        features.sql("SELECT %s AS a", [LONE])
+    with pytest.raises(InvalidInput, match="valid Unicode"):
+        features.checkpoint(LONE)
+    with pytest.raises(InvalidInput, match="valid Unicode"):
+        features.load("src", src, checkpoint=(LONE, "v"))
+    with pytest.raises(InvalidInput, match="valid Unicode"):
+        features.load("src", src, checkpoint=("k", LONE))
+    assert features.sql("SELECT count(*) AS n FROM src").column(0).to_pylist() == [1]
+    view = FeatureView(
+        name="v", entities=["uid"], timestamp="ts", sql=f"SELECT uid, ts, '{LONE}' AS x FROM src"
+    )
+    with pytest.raises(SchemaError, match="valid Unicode"):  # SQL that does not run
+        features.register(view)
+    assert features.views() == []
+
+    training.write("d", pa.table({"s": ["a"]}))
+    with pytest.raises(InvalidInput, match="valid Unicode"):
+        training.scan("d", filter={"s": LONE})
+    with pytest.raises(InvalidInput, match="valid Unicode"):
+        training.count("d", filter={"s": {"$in": ["a", LONE]}})
+    with pytest.raises(SchemaError, match="valid Unicode"):  # a query that does not run
+        training.scan(f"SELECT '{LONE}' AS a")

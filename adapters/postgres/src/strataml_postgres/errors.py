@@ -18,13 +18,23 @@ from strataml.errors import (
     Unavailable,
 )
 
-__all__ = ["redact_dsn", "translate"]
+__all__ = ["not_utf8", "redact_dsn", "translate"]
 
 
 def redact_dsn(text: str) -> str:
     """Mask passwords in any URI or ``password=...`` fragment of ``text``."""
     text = re.sub(r"(://[^:/@\s]*:)[^@/\s]+@", r"\1****@", text)
     return re.sub(r"(password\s*=\s*)\S+", r"\1****", text, flags=re.I)
+
+
+def not_utf8(exc: UnicodeEncodeError, what: str) -> InvalidInput:
+    """The error for text psycopg cannot encode for the server (a lone surrogate such as
+    ``"\\ud800"`` in SQL, a parameter, a filter value or a name); the caller chains it."""
+    bad = exc.object[exc.start : exc.end] if isinstance(exc.object, str) else ""
+    return InvalidInput(
+        f"{what}: text that is not valid Unicode ({bad!r} at position {exc.start}, "
+        f"{exc.reason}) cannot be sent to PostgreSQL"
+    )
 
 
 def translate(exc: BaseException, what: str) -> StrataError:

@@ -32,7 +32,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from strataml.errors import StrataError, Unavailable
 from strataml_postgres.config import PostgresConfig
-from strataml_postgres.errors import translate
+from strataml_postgres.errors import not_utf8, translate
 
 __all__ = ["PgDatabase"]
 
@@ -45,7 +45,8 @@ class PgDatabase:
     """A pool of connections to one database, with the adapter's schema on the search path.
 
     ``connection()`` yields a pooled connection inside a transaction (committed on success,
-    rolled back on error); driver errors leave as strataml errors.
+    rolled back on error); driver errors leave as strataml errors, and so does text psycopg
+    cannot send (a lone surrogate in SQL or a parameter: :class:`InvalidInput`).
     """
 
     def __init__(self, config: PostgresConfig) -> None:
@@ -125,6 +126,8 @@ class PgDatabase:
             raise self._timeout(pool, what) from exc
         except (psycopg.Error, OSError) as exc:
             raise translate(exc, what) from exc
+        except UnicodeEncodeError as exc:
+            raise not_utf8(exc, what) from exc
 
     # ---------------------------------------------------------------------------- reads
     def read(
@@ -164,6 +167,8 @@ class PgDatabase:
                 raise translate(exc, what) from exc
             except (psycopg.Error, OSError) as exc:
                 raise translate(exc, what) from exc
+            except UnicodeEncodeError as exc:
+                raise not_utf8(exc, what) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _session_state(self, conn: psycopg.Connection[Any]) -> dict[str, Any]:
@@ -228,6 +233,8 @@ class PgDatabase:
             raise
         except (psycopg.Error, OSError) as exc:
             raise translate(exc, what) from exc
+        except UnicodeEncodeError as exc:
+            raise not_utf8(exc, what) from exc
 
     def _reachable(self) -> bool:
         """Whether a fresh connection to the server can be opened right now."""
