@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -95,3 +96,17 @@ def test_lone_surrogates_are_invalid_input_and_write_nothing(
         training.count("d", filter={"s": {"$in": ["a", LONE]}})
     with pytest.raises(SchemaError, match="valid Unicode"):  # a query that does not run
         training.scan(f"SELECT '{LONE}' AS a")
+
+
+def test_sql_parameters_in_the_select_list_read_back(features: PostgresFeatureStore) -> None:
+    """``sql("SELECT %s AS a", [3])`` failed with BackendError 'unexpected field width for
+    int2': the query was described with bound parameters (3 is a smallint, 3.5 a float8) and
+    copied with literals (an integer, a numeric)."""
+    features.load("t", pa.table({"id": [1, 2]}))
+    assert features.sql("SELECT %s AS a", [3]).to_pylist() == [{"a": 3}]
+    assert features.sql("SELECT %s AS a", [3.5]).to_pylist() == [{"a": 3.5}]
+    assert features.sql("SELECT %s AS a, %s AS b", [np.int64(4), np.float64(0.5)]).to_pylist() == [
+        {"a": 4, "b": 0.5}
+    ]
+    out = features.sql("SELECT id, %(k)s * id AS k, '%%' AS p FROM t ORDER BY id", {"k": 2})
+    assert out.to_pylist() == [{"id": 1, "k": 2, "p": "%"}, {"id": 2, "k": 4, "p": "%"}]

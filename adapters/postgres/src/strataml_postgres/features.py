@@ -31,6 +31,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, LiteralString
 
+import psycopg
 import pyarrow as pa
 from psycopg import sql
 
@@ -734,9 +735,14 @@ class PostgresFeatureStore:
                 names = [c.name for c in cur.description]
                 rows = cur.fetchall()
                 return pa.table({n: pa.array([r[i] for r in rows]) for i, n in enumerate(names)})
+            # COPY takes no bound parameters: merge them as literals once, so the query that
+            # is described is the one that is copied (a bound 3 is a smallint, a literal 3 an
+            # integer: describing one and copying the other misread the column)
+            if bind is not None:
+                text = psycopg.ClientCursor(conn).mogrify(text, bind)
             inner = user_sql(text)
             wrapped = sql.SQL("SELECT * FROM ({}) AS _strataml_d LIMIT 0").format(inner)
-            cur = conn.execute(wrapped, bind)
+            cur = conn.execute(wrapped)
             assert cur.description is not None
             cols = [
                 result_column(c.name, c.type_code, c.precision, c.scale) for c in cur.description
@@ -744,16 +750,16 @@ class PostgresFeatureStore:
             select = decodable(inner, cols)
             statement = sql.SQL("COPY ({}) TO STDOUT (FORMAT BINARY)").format(select)
             schema = pa.schema([pa.field(c.name, c.arrow) for c in cols])
-            batches = list(_copy_batches(conn, statement, bind, cols))
+            batches = list(_copy_batches(conn, statement, cols))
         return pa.Table.from_batches(batches, schema=schema)
 
 
 def _copy_batches(
-    conn: Any, statement: sql.Composable, bind: Any, cols: list[ResultColumn]
+    conn: Any, statement: sql.Composable, cols: list[ResultColumn]
 ) -> Iterator[pa.RecordBatch]:
-    """Batches of a ``COPY ... TO STDOUT (FORMAT BINARY)`` whose parameters psycopg merges."""
+    """Batches of a ``COPY ... TO STDOUT (FORMAT BINARY)``."""
     schema = pa.schema([pa.field(c.name, c.arrow) for c in cols])
-    with conn.cursor() as cur, cur.copy(statement, bind) as copy:
+    with conn.cursor() as cur, cur.copy(statement) as copy:
         reader = CopyOutReader(conn, copy)
         while not reader.done:
             buf, lens = reader.read(1 << 16)
