@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -110,3 +111,29 @@ def test_sql_parameters_in_the_select_list_read_back(features: PostgresFeatureSt
     ]
     out = features.sql("SELECT id, %(k)s * id AS k, '%%' AS p FROM t ORDER BY id", {"k": 2})
     assert out.to_pylist() == [{"id": 1, "k": 2, "p": "%"}, {"id": 2, "k": 4, "p": "%"}]
+
+
+@pytest.mark.parametrize(
+    ("query", "params"),
+    [
+        ("SELECT %s AS a", [object()]),
+        ("SELECT %s AS a", [{"a": 1}]),
+        ("SELECT %s AS a", [np.arange(3)]),
+        ("SELECT %s AS a", [np.datetime64("2024-01-01")]),
+        ("SELECT %s AS a", [1, 2]),
+        ("SELECT %s, %s AS a", [1]),
+        ("SELECT %(a)s AS a", {"b": 1}),
+        ("SELECT '%' AS a, %s AS b", [1]),
+        ("UPDATE t SET id = %s", [object()]),
+        ("UPDATE t SET id = %s WHERE id = %s", [5]),
+    ],
+)
+def test_sql_parameters_that_cannot_bind_are_invalid_input(
+    features: PostgresFeatureStore, query: str, params: Any
+) -> None:
+    """The protocol documents bad parameters as InvalidInput; psycopg's client-side binding
+    errors came back as BackendError."""
+    features.load("t", pa.table({"id": [1, 2]}))
+    with pytest.raises(InvalidInput, match="cannot bind the parameters"):
+        features.sql(query, params)
+    assert features.sql("SELECT id FROM t ORDER BY id").column(0).to_pylist() == [1, 2]

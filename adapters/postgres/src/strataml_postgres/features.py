@@ -28,6 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, LiteralString
 
@@ -714,7 +715,8 @@ class PostgresFeatureStore:
         read through binary COPY with the same types as :meth:`compute`.
 
         Errors: :class:`SchemaError` (SQL that does not parse or bind), :class:`NotFound`
-        (unknown table), :class:`InvalidInput` (bad parameters or values).
+        (unknown table), :class:`InvalidInput` (bad parameters or values: one psycopg cannot
+        adapt, more or fewer values than placeholders, a missing name).
         """
         if not isinstance(query, str) or not query.strip():
             raise InvalidInput("query must be a non-empty SQL string")
@@ -729,7 +731,8 @@ class PostgresFeatureStore:
         text = query.strip().rstrip(";")
         with self._db.connection("running SQL") as conn:
             if not is_query(text):
-                cur = conn.execute(user_sql(text), bind)
+                with _binding(bind):
+                    cur = conn.execute(user_sql(text), bind)
                 if cur.description is None:
                     return pa.table({})
                 names = [c.name for c in cur.description]
@@ -739,7 +742,8 @@ class PostgresFeatureStore:
             # is described is the one that is copied (a bound 3 is a smallint, a literal 3 an
             # integer: describing one and copying the other misread the column)
             if bind is not None:
-                text = psycopg.ClientCursor(conn).mogrify(text, bind)
+                with _binding(bind):
+                    text = psycopg.ClientCursor(conn).mogrify(text, bind)
             inner = user_sql(text)
             wrapped = sql.SQL("SELECT * FROM ({}) AS _strataml_d LIMIT 0").format(inner)
             cur = conn.execute(wrapped)
@@ -752,6 +756,22 @@ class PostgresFeatureStore:
             schema = pa.schema([pa.field(c.name, c.arrow) for c in cols])
             batches = list(_copy_batches(conn, statement, cols))
         return pa.Table.from_batches(batches, schema=schema)
+
+
+@contextmanager
+def _binding(bind: Any) -> Iterator[None]:
+    """Client-side failures to bind ``sql()``'s parameters (a value psycopg cannot adapt, more
+    or fewer values than placeholders, a missing name, a bare ``%``) as :class:`InvalidInput`;
+    errors of the server (which carry a SQLSTATE) pass through to be translated."""
+    try:
+        yield
+    except psycopg.ProgrammingError as exc:
+        if bind is None or exc.sqlstate is not None:
+            raise
+        raise InvalidInput(
+            f"running SQL: cannot bind the parameters: {exc} (placeholders are %s with a "
+            "sequence or %(name)s with a mapping; write %% for a literal %)"
+        ) from exc
 
 
 def _copy_batches(
