@@ -38,6 +38,7 @@ literal renderer.
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import re
 import threading
@@ -106,10 +107,54 @@ def _decode_dictionaries(batch: pa.RecordBatch) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
 
 
+def _is_nested(t: pa.DataType) -> bool:
+    """Whether Arrow type ``t`` is stored as ``jsonb`` when not a PostgreSQL array."""
+    return bool(
+        pa.types.is_struct(t)
+        or pa.types.is_map(t)
+        or pa.types.is_list(t)
+        or pa.types.is_large_list(t)
+        or pa.types.is_fixed_size_list(t)
+    )
+
+
+def _json_differs(t: pa.DataType) -> bool:
+    """Whether values of ``t`` read from JSON need :func:`_from_json` (a map or a time inside)."""
+    if pa.types.is_map(t) or pa.types.is_temporal(t):
+        return True
+    if pa.types.is_struct(t):
+        return any(_json_differs(f.type) for f in t)
+    return _is_nested(t) and _json_differs(t.value_type)
+
+
+def _from_json(value: Any, t: pa.DataType) -> Any:
+    """A value of Arrow type ``t`` as it was written to ``jsonb`` (``to_pylist`` then JSON),
+    turned back into what ``pa.array`` takes: maps were written as lists of ``[key, value]``
+    pairs, and times, dates and timestamps as ISO-8601 strings."""
+    if value is None:
+        return None
+    if pa.types.is_map(t):
+        return [(_from_json(k, t.key_type), _from_json(v, t.item_type)) for k, v in value]
+    if _is_nested(t) and not pa.types.is_struct(t):
+        return [_from_json(v, t.value_type) for v in value]
+    if pa.types.is_struct(t):
+        return {f.name: _from_json(value.get(f.name), f.type) for f in t}
+    if isinstance(value, str):
+        if pa.types.is_timestamp(t):
+            return dt.datetime.fromisoformat(value)
+        if pa.types.is_date(t):
+            return dt.date.fromisoformat(value)
+        if pa.types.is_time(t):
+            return dt.time.fromisoformat(value)
+    return value
+
+
 def _restore(arr: pa.Array, target: pa.DataType, name: str) -> pa.Array:
     """A decoded column in the Arrow type it was written with."""
     if arr.type.equals(target):
         return arr
+    if pa.types.is_null(target):  # an all-null column (stored as text): Arrow has no such cast
+        return pa.nulls(len(arr))
     if pa.types.is_duration(target) and arr.type == pa.month_day_nano_interval():
         rec = np.frombuffer(
             arr.buffers()[1], dtype=np.dtype([("m", "<i4"), ("d", "<i4"), ("ns", "<i8")])
@@ -117,17 +162,14 @@ def _restore(arr: pa.Array, target: pa.DataType, name: str) -> pa.Array:
         nanos = rec["ns"] + rec["d"].astype(np.int64) * 86_400_000_000_000
         mask = None if arr.null_count == 0 else ~arr.is_valid().to_numpy(zero_copy_only=False)
         return pa.array(nanos, type=pa.duration("ns"), mask=mask).cast(target)
-    if pa.types.is_string(arr.type) and (
-        pa.types.is_struct(target)
-        or pa.types.is_map(target)
-        or pa.types.is_list(target)
-        or pa.types.is_large_list(target)
-        or pa.types.is_fixed_size_list(target)
-    ):
+    if pa.types.is_string(arr.type) and _is_nested(target):
         values = [None if v is None else orjson.loads(v) for v in arr.to_pylist()]
-        if pa.types.is_map(target):
-            values = [None if v is None else list(v.items()) for v in values]
-        return pa.array(values, type=target)
+        if _json_differs(target):
+            values = [_from_json(v, target) for v in values]
+        try:
+            return pa.array(values, type=target)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise StrataError(f"column {name!r}: cannot restore {target} from JSON: {exc}") from exc
     try:
         return arr.cast(target)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
