@@ -49,9 +49,9 @@ def test_training_filter_time_beyond_utc_range_is_invalid_input(
     """A filter value like 9999-12-31T23:00-05:00 leaked OverflowError from the PG compiler."""
     ts = pa.array([dt.datetime(2024, 1, 1)], pa.timestamp("us", tz="UTC"))
     training.write("d", pa.table({"ts": ts}))
-    with pytest.raises(InvalidInput, match="out of range"):
+    with pytest.raises(InvalidInput, match=r"out of range|outside the range"):
         training.scan("d", filter={"ts": {"$lt": BEYOND}})
-    with pytest.raises(InvalidInput, match="out of range"):
+    with pytest.raises(InvalidInput, match=r"out of range|outside the range"):
         training.count("d", filter={"ts": BEYOND})
 
 
