@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from strataml._args import as_list
 from strataml.capabilities import Capabilities, check_requirements
 from strataml.config import AdapterConfig, StackProfile, load_profile
 from strataml.errors import ConfigError, InvalidInput
@@ -187,11 +188,12 @@ class Stack:
         from strataml.features.materialize import materialized_types
         from strataml.features.serving import FeatureServer
 
-        if isinstance(views, str | FeatureView) or not isinstance(views, Sequence):
-            raise InvalidInput(
-                "views is a list of feature views (names like 'name' / 'name@2', or "
-                f"FeatureView definitions), got {type(views).__name__}"
-            )
+        views = as_list(
+            views,
+            "views",
+            "feature views (names like 'name' / 'name@2', or FeatureView definitions)",
+            kind=(str, FeatureView),
+        )
         defs: list[FeatureView] = []
         types: dict[str, Any] = {}
         for v in views:

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from strataml._args import as_list
 from strataml.errors import InvalidInput
 
 __all__ = ["LSAEmbedder"]
@@ -184,16 +185,7 @@ class LSAEmbedder:
 def _texts(texts: Sequence[str], what: str) -> list[str]:
     """``texts`` as a list of strings (:class:`InvalidInput` for a single string or a
     non-string item: scikit-learn would split the one or fail on the other)."""
-    if isinstance(texts, str | bytes):
-        raise InvalidInput(f"{what}: pass a list of texts, not a single {type(texts).__name__}")
-    try:
-        items = list(texts)
-    except TypeError as exc:
-        raise InvalidInput(f"{what}: expected a list of texts: {exc}") from exc
-    for i, t in enumerate(items):
-        if not isinstance(t, str):
-            raise InvalidInput(f"{what}[{i}] is a {type(t).__name__}, not a string")
-    return items
+    return as_list(texts, what, "strings", kind=str)
 
 
 class _Projection:

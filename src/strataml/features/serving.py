@@ -18,12 +18,13 @@ from __future__ import annotations
 import datetime as dt
 import math
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
+from strataml._args import as_list
 from strataml.errors import InvalidInput, SkewError
 from strataml.features.materialize import (
     FINGERPRINT_COLUMN,
@@ -77,13 +78,13 @@ class FeatureServer:
         skew_guard: bool = True,
         feature_types: Mapping[str, pa.DataType] | None = None,
     ) -> None:
-        views = _sequence(views, "views", FeatureView)
+        views = as_list(views, "views", "FeatureView definitions", kind=FeatureView)
         if not views:
             raise InvalidInput("a FeatureServer needs at least one feature view")
         self._online = online
         self._guard = skew_guard
         self._served = [_Served(v, skew_guard) for v in views]
-        self._transforms = _sequence(transforms, "transforms", Transform)
+        self._transforms = as_list(transforms, "transforms", "Transform objects", kind=Transform)
         self._types = dict(feature_types or {})
         # entity key columns a transform reads (training rows have them as columns too)
         keys = {k for s in self._served for k in s.view.entities}
@@ -144,9 +145,9 @@ class FeatureServer:
         requests: Sequence[Mapping[str, Any]] | None = None,
     ) -> list[dict[str, Any]]:
         """:meth:`get` for many entities (one batched read per view), aligned with ``entities``."""
-        entities = _items(entities, "entities")
+        entities = as_list(entities, "entities", "mappings")
         if requests is not None:
-            requests = _items(requests, "requests")
+            requests = as_list(requests, "requests", "mappings")
             if len(requests) != len(entities):
                 raise InvalidInput("requests must be aligned with entities")
         outs = [_request(r) for r in requests] if requests is not None else [{} for _ in entities]
@@ -167,24 +168,6 @@ class FeatureServer:
         for k in self._key_inputs:
             if k in entity:
                 out.setdefault(k, entity[k])
-
-
-def _sequence(values: Any, what: str, kind: type[Any]) -> list[Any]:
-    """``views=`` / ``transforms=``: a sequence of ``kind`` (not a single one, not a string)."""
-    if isinstance(values, str | kind) or not isinstance(values, Sequence):
-        raise InvalidInput(f"{what} is a list of {kind.__name__}, got {type(values).__name__}")
-    bad = [type(v).__name__ for v in values if not isinstance(v, kind)]
-    if bad:
-        raise InvalidInput(f"{what} is a list of {kind.__name__}, got items of type {bad}")
-    return list(values)
-
-
-def _items(values: Any, what: str) -> list[Any]:
-    """``entities`` / ``requests`` of ``get_many``: a list of mappings (any iterable, read
-    once; not a single mapping or a string)."""
-    if isinstance(values, Mapping | str | bytes) or not isinstance(values, Iterable):
-        raise InvalidInput(f"{what} is a list of mappings, got {type(values).__name__}")
-    return list(values)
 
 
 def _request(request: Any) -> dict[str, Any]:

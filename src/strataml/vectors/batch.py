@@ -47,6 +47,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
+from strataml._args import as_list
 from strataml.capabilities import Capabilities
 from strataml.errors import DimensionMismatch, InvalidInput, LimitExceeded, Unsupported
 from strataml.filters import FieldType
@@ -383,12 +384,9 @@ def prepare_batch(
     :class:`DimensionMismatch` (a vector of the wrong length) and :class:`LimitExceeded` (more
     than ``max_rows`` records). Nothing is written by this function.
     """
-    if isinstance(records, Mapping | VectorRecord | str | bytes):
-        raise InvalidInput("records: pass an iterable of records (a list), not a single record")
-    try:
-        items = list(records)
-    except TypeError as exc:
-        raise InvalidInput(f"records: expected an iterable of records: {exc}") from exc
+    items = as_list(
+        records, "records", "records (mappings or VectorRecord)", single=(VectorRecord,)
+    )
     if max_rows is not None and len(items) > max_rows:
         raise LimitExceeded(f"records: {len(items)} records in one batch; the limit is {max_rows}")
     known = dict(known_fields or {})

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
+from strataml._args import as_list
 from strataml.embed.base import Embedder, checked, embedder_metadata
 from strataml.embed.chunking import Chunker
 from strataml.errors import Conflict, InvalidInput, NotFound, Unsupported
@@ -490,15 +491,8 @@ def _is_number(value: Any) -> bool:
 
 def _check_golden(golden: Any) -> tuple[GoldenQuery, ...]:
     """``golden`` as a tuple of :class:`GoldenQuery` whose ``relevant`` are document ids."""
-    if isinstance(golden, str | bytes | GoldenQuery | Mapping):
-        raise InvalidInput("golden must be a list of GoldenQuery, not a single value")
-    try:
-        queries = tuple(golden)
-    except TypeError as exc:
-        raise InvalidInput(f"golden must be a list of GoldenQuery: {exc}") from exc
+    queries = tuple(as_list(golden, "golden", "GoldenQuery", kind=GoldenQuery))
     for i, q in enumerate(queries):
-        if not isinstance(q, GoldenQuery):
-            raise InvalidInput(f"golden[{i}] must be a GoldenQuery, got {type(q).__name__}")
         if not isinstance(q.relevant, tuple | list | set | frozenset) or not all(
             isinstance(d, str) and d for d in q.relevant
         ):
