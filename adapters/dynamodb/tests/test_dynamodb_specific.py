@@ -10,7 +10,7 @@ import os
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -492,79 +492,79 @@ def test_retention_forgets_keys(ingest: DynamoDBIngestStore, admin: Any) -> None
     assert ingest.write("s", {"id": "new"}, key="new").duplicates == 1
 
 
+#: Event times before and after the retention cutoff ``CUT`` of the two-store tests.
+OLD, NEW = "2020-01-01T00:00:00Z", "2030-01-01T00:00:00Z"
+CUT = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def two_stores(
+    make_config: MakeConfig,
+) -> Iterator[tuple[DynamoDBIngestStore, DynamoDBIngestStore]]:
+    """Two ingest stores on the same tables: two processes."""
+    config = make_config()
+    a = DynamoDBIngestStore.from_config(config)
+    b = DynamoDBIngestStore.from_config(config)
+    yield a, b
+    a.close()
+    b.close()
+
+
 def test_concurrent_retention_keeps_a_key_stored_again_meanwhile(
-    make_config: MakeConfig, monkeypatch: pytest.MonkeyPatch
+    two_stores: tuple[DynamoDBIngestStore, DynamoDBIngestStore],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Retentions A and B collect the same old keyed records; B finishes, a writer stores key
     K again (retention forgot it), and only then do A's key deletions land: they must leave
     K's new key item alone, or a retry of K would be stored twice."""
-    config = make_config()
-    a = DynamoDBIngestStore.from_config(config)
-    b = DynamoDBIngestStore.from_config(config)
-    old, new = "2020-01-01T00:00:00Z", "2030-01-01T00:00:00Z"
-    cut = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
-    try:
-        b.write_batch(
-            "s",
-            [{"id": "K", "at": old}, {"id": "L", "at": old}, {"id": "M", "at": new}],
-            key_field="id",
-            time_field="at",
-        )
-        forget = a._forget_keys
+    a, b = two_stores
+    b.write_batch(
+        "s",
+        [{"id": "K", "at": OLD}, {"id": "L", "at": OLD}, {"id": "M", "at": NEW}],
+        key_field="id",
+        time_field="at",
+    )
+    forget = a._forget_keys
 
-        def b_runs_in_between(
-            stream: str, gen: str, keys: list[tuple[str, int]], what: str
-        ) -> None:
-            # A has collected its key deletions: B's retention runs to the end, then K is
-            # written again (a new record, a new key item pointing at it)
-            assert sorted(k for k, _ in keys) == ["K", "L"]
-            assert b.delete_before("s", cut) == 2
-            again = b.write("s", {"id": "K", "at": new}, key="K", time_field="at")
-            assert again == WriteResult(written=1)
-            forget(stream, gen, keys, what)
+    def b_runs_in_between(stream: str, gen: str, keys: list[tuple[str, int]], what: str) -> None:
+        # A has collected its key deletions: B's retention runs to the end, then K is
+        # written again (a new record, a new key item pointing at it)
+        assert sorted(k for k, _ in keys) == ["K", "L"]
+        assert b.delete_before("s", CUT) == 2
+        again = b.write("s", {"id": "K", "at": NEW}, key="K", time_field="at")
+        assert again == WriteResult(written=1)
+        forget(stream, gen, keys, what)
 
-        monkeypatch.setattr(a, "_forget_keys", b_runs_in_between)
-        a.delete_before("s", cut)
-        # K is stored (again): writing it a third time is a duplicate, through either store;
-        # L's key was forgotten with its record
-        assert a.write("s", {"id": "K"}, key="K") == WriteResult(duplicates=1)
-        retry = b.write_batch("s", [{"id": "K"}, {"id": "L"}], key_field="id")
-        assert retry == WriteResult(written=1, duplicates=1)
-        assert sorted(str(r.key) for r in read_all(b, "s")) == ["K", "L", "M"]
-    finally:
-        a.close()
-        b.close()
+    monkeypatch.setattr(a, "_forget_keys", b_runs_in_between)
+    a.delete_before("s", CUT)
+    # K is stored (again): writing it a third time is a duplicate, through either store;
+    # L's key was forgotten with its record
+    assert a.write("s", {"id": "K"}, key="K") == WriteResult(duplicates=1)
+    retry = b.write_batch("s", [{"id": "K"}, {"id": "L"}], key_field="id")
+    assert retry == WriteResult(written=1, duplicates=1)
+    assert sorted(str(r.key) for r in read_all(b, "s")) == ["K", "L", "M"]
 
 
 def test_concurrent_retentions_count_each_record_once(
-    make_config: MakeConfig, monkeypatch: pytest.MonkeyPatch
+    two_stores: tuple[DynamoDBIngestStore, DynamoDBIngestStore],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Retentions A and B collect the same pages; B deletes them all before A acts. A page
     wholly expired and a page partly expired: A must report 0, not B's records again."""
-    config = make_config()
-    a = DynamoDBIngestStore.from_config(config)
-    b = DynamoDBIngestStore.from_config(config)
-    old, new = "2020-01-01T00:00:00Z", "2030-01-01T00:00:00Z"
-    cut = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
-    try:
-        b.write_batch("s", [{"i": 1, "at": old}, {"i": 2, "at": old}], time_field="at")
-        b.write_batch("s", [{"i": 3, "at": old}, {"i": 4, "at": new}], time_field="at")
-        forget = a._forget_keys
-        counts: list[int] = []
+    a, b = two_stores
+    b.write_batch("s", [{"i": 1, "at": OLD}, {"i": 2, "at": OLD}], time_field="at")
+    b.write_batch("s", [{"i": 3, "at": OLD}, {"i": 4, "at": NEW}], time_field="at")
+    forget = a._forget_keys
+    counts: list[int] = []
 
-        def b_runs_in_between(
-            stream: str, gen: str, keys: list[tuple[str, int]], what: str
-        ) -> None:
-            counts.append(b.delete_before("s", cut))
-            forget(stream, gen, keys, what)
+    def b_runs_in_between(stream: str, gen: str, keys: list[tuple[str, int]], what: str) -> None:
+        counts.append(b.delete_before("s", CUT))
+        forget(stream, gen, keys, what)
 
-        monkeypatch.setattr(a, "_forget_keys", b_runs_in_between)
-        counts.append(a.delete_before("s", cut))
-        assert counts == [3, 0]
-        assert [r.data["i"] for r in read_all(b, "s")] == [4]
-    finally:
-        a.close()
-        b.close()
+    monkeypatch.setattr(a, "_forget_keys", b_runs_in_between)
+    counts.append(a.delete_before("s", CUT))
+    assert counts == [3, 0]
+    assert [r.data["i"] for r in read_all(b, "s")] == [4]
 
 
 def test_retention_leaves_a_late_key_item_that_blocks_nothing(
