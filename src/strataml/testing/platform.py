@@ -321,15 +321,21 @@ def _labels(n: int) -> pa.Table:
     )
 
 
+def _materialized_ten(feature_store: Any, online_store: Any, uid: Uid) -> FeatureView:
+    """A view over 60 rows of entities ``0 .. 9``, materialized."""
+    rows = [(i % 10, float(i), float(i % 7)) for i in range(60)]
+    view, _ = _setup(feature_store, uid, rows)
+    materialize(feature_store, online_store, view)
+    return view
+
+
 class FeatureTransformTests(ContractBase):
     """Request-time transforms: the same code in training and serving."""
 
     def test_same_values_in_training_and_serving(
         self, feature_store: Any, online_store: Any, uid: Uid
     ) -> None:
-        rows = [(i % 10, float(i), float(i % 7)) for i in range(60)]
-        view, _ = _setup(feature_store, uid, rows)
-        materialize(feature_store, online_store, view)
+        view = _materialized_ten(feature_store, online_store, uid)
 
         ratio = _ratio()
         labels = _labels(10).append_column("amount", pa.array([float(a) for a in range(10, 20)]))
@@ -366,9 +372,7 @@ class FeatureTransformTests(ContractBase):
     def test_a_transform_may_read_the_entity_key(
         self, feature_store: Any, online_store: Any, uid: Uid
     ) -> None:
-        rows = [(i % 10, float(i), float(i % 7)) for i in range(60)]
-        view, _ = _setup(feature_store, uid, rows)
-        materialize(feature_store, online_store, view)
+        view = _materialized_ten(feature_store, online_store, uid)
 
         @transform(inputs=["id", "x"], outputs=["x_per_id"])
         def x_per_id(cols: Any) -> dict[str, Any]:
@@ -385,9 +389,7 @@ class FeatureTransformTests(ContractBase):
     def test_a_cold_start_entity_gets_the_training_types(
         self, feature_store: Any, online_store: Any, uid: Uid
     ) -> None:
-        rows = [(i % 10, float(i), float(i % 7)) for i in range(60)]
-        view, _ = _setup(feature_store, uid, rows)
-        materialize(feature_store, online_store, view)
+        view = _materialized_ten(feature_store, online_store, uid)
         types = materialized_types(feature_store, view)
         assert set(types) == {"x", "y"}
         assert all(pa.types.is_floating(t) for t in types.values()), types
