@@ -28,8 +28,8 @@ def to_utc_naive(value: dt.datetime, where: str | None = None) -> dt.datetime:
         except OverflowError as exc:
             prefix = f"{where}: " if where else ""
             raise InvalidInput(
-                f"{prefix}{value.isoformat()} is out of range: in UTC it falls outside the "
-                "years 1-9999"
+                f"{prefix}{value.isoformat()} is out of range: in UTC it is outside the range "
+                "of datetimes (years 1-9999)"
             ) from exc
     return value
 

@@ -64,7 +64,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-from strataml.errors import FilterError, Unsupported
+from strataml._time import to_utc_naive
+from strataml.errors import FilterError, InvalidInput, Unsupported
 
 __all__ = [
     "ALL_OPS",
@@ -376,14 +377,11 @@ def _temporal(field: str, ftype: FieldType, value: Any) -> Any:
             raise FilterError(
                 f"field {field!r} holds {ftype} values, but {value!r} is not an ISO-8601 value"
             ) from None
-    if isinstance(out, dt.datetime) and out.tzinfo is not None:
+    if isinstance(out, dt.datetime):
         try:  # compared in UTC: 9999-12-31T23:00-05:00 is past the last datetime
-            out.astimezone(dt.UTC)
-        except OverflowError as exc:
-            raise FilterError(
-                f"field {field!r}: {value!r} is outside the range of datetimes once in UTC "
-                "(years 1 to 9999)"
-            ) from exc
+            to_utc_naive(out, f"field {field!r}")
+        except InvalidInput as exc:
+            raise FilterError(str(exc)) from exc
     return out
 
 

@@ -48,6 +48,7 @@ import numpy as np
 import numpy.typing as npt
 
 from strataml._args import as_list
+from strataml._time import to_utc_naive
 from strataml.capabilities import Capabilities
 from strataml.errors import DimensionMismatch, InvalidInput, LimitExceeded, Unsupported
 from strataml.filters import FieldType
@@ -141,14 +142,7 @@ def _scalar_type(value: Any, where: str) -> tuple[Any, FieldType]:
     if isinstance(value, str):
         return value, FieldType.STRING
     if isinstance(value, dt.datetime):
-        aware = value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
-        try:
-            return aware.astimezone(dt.UTC), FieldType.TIMESTAMP
-        except OverflowError as exc:  # e.g. 9999-12-31T23:00-05:00 is past the last datetime
-            raise InvalidInput(
-                f"{where}: {value!r} is outside the range of datetimes once in UTC "
-                "(years 1 to 9999)"
-            ) from exc
+        return to_utc_naive(value, where).replace(tzinfo=dt.UTC), FieldType.TIMESTAMP
     if isinstance(value, dt.date):
         return value, FieldType.DATE
     raise InvalidInput(
