@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from strataml._args import as_list
+from strataml._args import as_list, utf8_error
 from strataml.errors import InvalidInput
 
 
@@ -39,3 +39,10 @@ def test_single_adds_types_that_are_one_value() -> None:
     with pytest.raises(InvalidInput, match="got a single Thing"):
         as_list(Thing(), "records", "records", single=(Thing,))
     assert as_list([Thing()], "records", "records", single=(Thing,))[0].__class__ is Thing
+
+
+def test_utf8_error_names_a_lone_surrogate_and_nothing_else() -> None:
+    assert utf8_error("plain") is None
+    assert utf8_error("naïve ✓") is None
+    bad = utf8_error("a\ud800b")
+    assert bad is not None and bad.start == 1

@@ -7,7 +7,19 @@ from typing import Any
 
 from strataml.errors import InvalidInput
 
-__all__ = ["as_list"]
+__all__ = ["as_list", "utf8_error"]
+
+
+def utf8_error(text: str) -> UnicodeEncodeError | None:
+    """Why ``text`` cannot be stored as UTF-8 -- a lone surrogate such as ``"\\ud800"``, which
+    Python strings may hold and no backend can -- or ``None``."""
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return exc
+    return None
 
 
 def as_list(

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from strataml._args import utf8_error
 from strataml.errors import InvalidInput, LimitExceeded
 
 __all__ = ["batch_records", "field_name", "idempotency_key", "page_limit", "seq_cursor"]
@@ -28,13 +29,11 @@ def idempotency_key(value: Any, where: str) -> str | None:
     if isinstance(value, str):
         if "\x00" in value:
             raise InvalidInput(f"{where}: an idempotency key cannot hold a NUL character")
-        if not value.isascii():
-            try:
-                value.encode()
-            except UnicodeEncodeError as exc:
-                raise InvalidInput(
-                    f"{where}: an idempotency key must be valid Unicode text, got {value!r}"
-                ) from exc
+        bad = utf8_error(value)
+        if bad is not None:
+            raise InvalidInput(
+                f"{where}: an idempotency key must be valid Unicode text, got {value!r}"
+            ) from bad
         return value
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)

@@ -71,6 +71,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel
 
+from strataml._args import utf8_error
 from strataml.embed.base import (
     EMBEDDER_DIM_KEY,
     EMBEDDER_KEY,
@@ -290,11 +291,9 @@ def _check_unicode(value: Any, where: str) -> None:
     refused before the first write rather than by the store half-way through a refresh."""
     items = value if isinstance(value, list) else (value,)
     for item in items:
-        if isinstance(item, str) and not item.isascii():
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError as exc:
-                raise InvalidInput(f"{where}: not valid Unicode text ({exc.reason})") from exc
+        bad = utf8_error(item) if isinstance(item, str) else None
+        if bad is not None:
+            raise InvalidInput(f"{where}: not valid Unicode text ({bad.reason})") from bad
 
 
 def _prepare_documents(documents: Iterable[Any], known: Mapping[str, FieldType]) -> list[_Doc]:

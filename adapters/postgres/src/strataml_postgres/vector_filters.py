@@ -40,6 +40,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
+from strataml._args import utf8_error
 from strataml.errors import FilterError, Unsupported
 from strataml.filters import (
     ALL_OPS,
@@ -258,13 +259,11 @@ def _check_text(expr: Expr | None) -> None:
                     raise FilterError(
                         f"filter on {node.field!r}: PostgreSQL text cannot contain NUL characters"
                     )
-                if not v.isascii():
-                    try:
-                        v.encode("utf-8")
-                    except UnicodeEncodeError as exc:
-                        raise FilterError(
-                            f"filter on {node.field!r}: not valid Unicode text ({exc.reason})"
-                        ) from exc
+                bad = utf8_error(v)
+                if bad is not None:
+                    raise FilterError(
+                        f"filter on {node.field!r}: not valid Unicode text ({bad.reason})"
+                    ) from bad
 
 
 def compile_filter(
